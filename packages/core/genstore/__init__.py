@@ -1,0 +1,56 @@
+"""genstore: keep every AI generation a Python service performs, on storage it owns.
+
+    store = genstore.open_store()          # ./genstore-data: local files + SQLite catalog
+    store.save_complete_operation(operation_type="text_to_image", prompt="un chat", result_url=url)
+    store.history(user_id="user_1").items
+"""
+
+from __future__ import annotations
+
+from ._records import (
+    SCHEMA_VERSION,
+    ArtifactRef,
+    ImageRecord,
+    ImageStatus,
+    OperationRecord,
+    OperationStatus,
+    OperationType,
+    Page,
+    RequestInfo,
+    SaveResult,
+)
+from .exceptions import (
+    AlreadyExists,
+    AuthError,
+    BackendUnavailable,
+    ConfigurationError,
+    GenstoreError,
+    InvalidInput,
+    MissingDependency,
+    NotFound,
+    PayloadTooLarge,
+)
+from .plugin import hookimpl
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AlreadyExists",
+    "ArtifactRef",
+    "AuthError",
+    "BackendUnavailable",
+    "ConfigurationError",
+    "GenstoreError",
+    "ImageRecord",
+    "ImageStatus",
+    "InvalidInput",
+    "MissingDependency",
+    "NotFound",
+    "OperationRecord",
+    "OperationStatus",
+    "OperationType",
+    "Page",
+    "PayloadTooLarge",
+    "RequestInfo",
+    "SaveResult",
+    "hookimpl",
+]

@@ -1,0 +1,125 @@
+"""Key naming: the same layout on every backend.
+
+    operations/YYYYMMDD/<operation_id>.json        the record (written last: the commit point)
+    operations/YYYYMMDD/<operation_id>_out.<ext>   the result
+    inputs/sha256/<ab>/<sha256>.<ext>              input images, content-addressed
+    images/<user_id>/<ts>_generated_<ts>[-n].png   user images (the seed's naming)
+    images/<user_id>/<image_id>.json               image records
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._ids import check_id
+from .exceptions import InvalidInput
+
+__all__ = [
+    "OPERATIONS_PREFIX",
+    "IMAGES_PREFIX",
+    "INPUTS_PREFIX",
+    "ParsedKey",
+    "image_blob_key",
+    "image_record_key",
+    "input_key",
+    "operation_record_key",
+    "operation_result_key",
+    "parse_key",
+]
+
+OPERATIONS_PREFIX = "operations/"
+INPUTS_PREFIX = "inputs/sha256/"
+IMAGES_PREFIX = "images/"
+
+_EXT = re.compile(r"[a-z0-9]{1,8}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_OP_ID = re.compile(r"(\d{8})_[0-9A-Z]{26}")
+
+
+def _ext(ext: str) -> str:
+    ext = ext.lower().lstrip(".")
+    if not _EXT.fullmatch(ext):
+        raise InvalidInput(f"file extension {ext[:20]!r} is not allowed")
+    return ext
+
+
+def _day(operation_id: str) -> str:
+    check_id(operation_id, "operation_id")
+    day = operation_id[:8]
+    return day if day.isdigit() and len(day) == 8 else "other"
+
+
+def operation_record_key(operation_id: str) -> str:
+    """Key of an operation's JSON record."""
+    return f"{OPERATIONS_PREFIX}{_day(operation_id)}/{operation_id}.json"
+
+
+def operation_result_key(operation_id: str, ext: str) -> str:
+    """Key of an operation's stored result."""
+    return f"{OPERATIONS_PREFIX}{_day(operation_id)}/{operation_id}_out.{_ext(ext)}"
+
+
+def input_key(sha256: str, ext: str) -> str:
+    """Content-addressed key of an input image."""
+    if not _SHA256.fullmatch(sha256):
+        raise InvalidInput("sha256 must be 64 lower-case hex digits")
+    return f"{INPUTS_PREFIX}{sha256[:2]}/{sha256}.{_ext(ext)}"
+
+
+def image_blob_key(user_id: str, timestamp_ms: int, n: int = 0) -> str:
+    """Key of a user's PNG: ``<ts>_generated_<ts>.png``, ``-<n>`` added on a same-millisecond clash."""
+    check_id(user_id, "user_id")
+    suffix = f"-{n}" if n else ""
+    return f"{IMAGES_PREFIX}{user_id}/{timestamp_ms}_generated_{timestamp_ms}{suffix}.png"
+
+
+def image_record_key(user_id: str, image_id: str) -> str:
+    """Key of a user image's JSON record."""
+    check_id(user_id, "user_id")
+    check_id(image_id, "image_id")
+    return f"{IMAGES_PREFIX}{user_id}/{image_id}.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    """What a key names: ``kind`` is one of operation, result, input, image, image_record."""
+
+    kind: str
+    operation_id: str | None = None
+    user_id: str | None = None
+    image_id: str | None = None
+    sha256: str | None = None
+
+
+def parse_key(key: str) -> ParsedKey | None:
+    """Tell what a key in the layout names, or None for anything else (temp files, strangers)."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "operations":
+        name = parts[2]
+        if name.endswith(".json") and _OP_ID.fullmatch(name[:-5]):
+            return ParsedKey("operation", operation_id=name[:-5])
+        stem, _, ext = name.rpartition(".")
+        if stem.endswith("_out") and _OP_ID.fullmatch(stem[:-4]) and _EXT.fullmatch(ext):
+            return ParsedKey("result", operation_id=stem[:-4])
+        return None
+    if len(parts) == 4 and parts[0] == "inputs" and parts[1] == "sha256":
+        stem, _, ext = parts[3].rpartition(".")
+        if _SHA256.fullmatch(stem) and parts[2] == stem[:2] and _EXT.fullmatch(ext):
+            return ParsedKey("input", sha256=stem)
+        return None
+    if len(parts) == 3 and parts[0] == "images":
+        user, name = parts[1], parts[2]
+        try:
+            check_id(user)
+        except InvalidInput:
+            return None
+        if name.endswith(".json"):
+            try:
+                check_id(name[:-5])
+            except InvalidInput:
+                return None
+            return ParsedKey("image_record", user_id=user, image_id=name[:-5])
+        if name.endswith(".png") and "_generated_" in name:
+            return ParsedKey("image", user_id=user)
+    return None

@@ -1,0 +1,207 @@
+"""The record types genstore stores: pydantic v2 models whose JSON round-trips exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ArtifactRef",
+    "ImageRecord",
+    "ImageStatus",
+    "OperationRecord",
+    "OperationStatus",
+    "OperationType",
+    "Page",
+    "RequestInfo",
+    "SaveResult",
+    "UTCDateTime",
+]
+
+SCHEMA_VERSION = 1
+"""Written into every record; bumped when a stored field changes meaning."""
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+UTCDateTime = Annotated[datetime, AfterValidator(_to_utc)]
+"""A datetime normalised to UTC (naive values are taken as UTC)."""
+
+
+class OperationType(StrEnum):
+    """The operation types of the integration guide; any other string is accepted too."""
+
+    TEXT_TO_IMAGE = "text_to_image"
+    IMAGE_EDIT_SINGLE = "image_edit_single"
+    IMAGE_EDIT_MULTIPLE = "image_edit_multiple"
+    IMG_TO_IMG = "img_to_img"
+    TEXT_TO_VIDEO = "text_to_video"
+    IMAGE_TO_VIDEO_SINGLE = "image_to_video_single"
+    IMAGE_TO_VIDEO_TRANSITION = "image_to_video_transition"
+    EDIT_THEN_VIDEO = "edit_then_video"
+
+
+class OperationStatus(StrEnum):
+    """Whether the generation itself succeeded (as the caller said)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ImageStatus(StrEnum):
+    """A user image's life cycle, as the images service of the seed has it."""
+
+    GENERATED = "generated"
+    PRINTED = "printed"
+    ORDERED = "ordered"
+    DELETED = "deleted"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class ArtifactRef(_Record):
+    """A stored blob: where it is and what it is."""
+
+    key: str
+    """Path of the blob inside the backend (identical on every backend)."""
+    sha256: str
+    """Hex SHA-256 of the stored bytes."""
+    size: int = Field(ge=0)
+    """Size in bytes."""
+    content_type: str
+    """MIME type, sniffed from the bytes where possible."""
+    width: int | None = None
+    """Pixel width, for images."""
+    height: int | None = None
+    """Pixel height, for images."""
+
+
+class RequestInfo(_Record):
+    """The HTTP request an operation was recorded from (middleware only)."""
+
+    route: str
+    """The request path."""
+    method: str
+    """The HTTP method."""
+    status_code: int | None = None
+    """The response status, or None when the app raised before answering."""
+
+
+class OperationRecord(_Record):
+    """One generation operation: what was asked, with what, and what came out."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of this record's layout."""
+    operation_id: str
+    """Unique id, safe as a file name, sorting in creation order: ``YYYYMMDD_`` + a ULID."""
+    operation_type: str
+    """An ``OperationType`` value or any other string (detected workflow types)."""
+    status: OperationStatus
+    """``failed`` when the caller passed an error, else ``succeeded``."""
+    prompt: str | None = None
+    """The prompt, as given."""
+    parameters: JsonValue = None
+    """Every other parameter: any JSON, no length cap."""
+    inputs: list[ArtifactRef] = Field(default_factory=list)
+    """Input images, stored content-addressed."""
+    result: ArtifactRef | None = None
+    """The stored copy of the result."""
+    result_source_url: str | None = None
+    """The provider URL the result was downloaded from."""
+    result_error: str | None = None
+    """Why the result could not be stored (the record is saved all the same)."""
+    workflow_analysis: JsonValue = None
+    """Workflow analysis data, if the caller had any."""
+    error: str | None = None
+    """The generation's error message, for failed operations."""
+    user_id: str | None = None
+    """The user the operation was made for."""
+    created_at: UTCDateTime
+    """When the operation was recorded (UTC)."""
+    duration_ms: float | None = None
+    """How long the generation took, if known."""
+    request: RequestInfo | None = None
+    """The HTTP request, when recorded by the middleware."""
+    idempotency_key: str | None = None
+    """Retries carrying the same key land on the same record."""
+
+
+class ImageRecord(_Record):
+    """A user's image, as the images service of the seed keeps it."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of this record's layout."""
+    image_id: str
+    """Unique id of the image."""
+    user_id: str
+    """Owner; nobody else reaches the image."""
+    prompt: str
+    """The sanitised prompt."""
+    image_url: str | None = None
+    """A URL to fetch the image (refreshed when read: signed URLs expire)."""
+    key: str
+    """Path of the PNG inside the backend."""
+    status: ImageStatus = ImageStatus.GENERATED
+    """Life-cycle status."""
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    """The seed's generated_by, timestamp, width, height, steps, cfgScale, model, plus any extra."""
+    size: int = Field(ge=0)
+    """PNG size in bytes."""
+    sha256: str
+    """Hex SHA-256 of the PNG."""
+    width: int
+    """Pixel width read from the PNG."""
+    height: int
+    """Pixel height read from the PNG."""
+    created_at: UTCDateTime
+    """When the image was stored (UTC)."""
+    updated_at: UTCDateTime
+    """When the record last changed (UTC)."""
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of results: history pages by cursor, image pages by number."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    items: list[T]
+    """The records on this page."""
+    next_cursor: str | None = None
+    """History: pass as ``cursor`` to get the next page; None on the last page."""
+    page: int | None = None
+    """Images: this page's number, from 1."""
+    limit: int | None = None
+    """Images: the page size asked for."""
+    total: int | None = None
+    """Images: how many records match in all."""
+
+
+class SaveResult(BaseModel):
+    """What ``save_complete_operation`` returns."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    operation_id: str
+    """The saved record's id."""
+    record: OperationRecord
+    """The saved record."""
+    created: bool = True
+    """False when an idempotency key matched an existing record, which is returned unchanged."""
+
+    @property
+    def status(self) -> Literal["succeeded", "failed"]:
+        """The operation's status."""
+        return "failed" if self.record.status is OperationStatus.FAILED else "succeeded"
