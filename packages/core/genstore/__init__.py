@@ -30,6 +30,9 @@ from .exceptions import (
     NotFound,
     PayloadTooLarge,
 )
+from ._config import default_store, open_store, save_complete_operation, set_default_store
+from ._plugins import register_plugin
+from ._store import Store, StoreOptions
 from .plugin import hookimpl
 
 __all__ = [
@@ -52,5 +55,12 @@ __all__ = [
     "PayloadTooLarge",
     "RequestInfo",
     "SaveResult",
+    "Store",
+    "StoreOptions",
+    "default_store",
     "hookimpl",
+    "open_store",
+    "register_plugin",
+    "save_complete_operation",
+    "set_default_store",
 ]

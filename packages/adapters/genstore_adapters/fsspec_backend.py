@@ -1,0 +1,183 @@
+"""The generic fsspec backend: any fsspec protocol (memory://, gs://, az://, ...) as a BlobStore.
+
+Local files and S3 subclass it and change only what their filesystem does differently
+(atomic replace, exclusive create, signed URLs).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from genstore.exceptions import AlreadyExists, InvalidInput, MissingDependency
+from genstore.plugin import BlobInfo, BlobStore, hookimpl
+
+from ._errors import translate_os_errors
+
+__all__ = ["FsspecBlobStore"]
+
+logger = logging.getLogger(__name__)
+
+# Schemes with a plugin of their own: the generic backend leaves them alone.
+_OWN_PLUGINS = frozenset({"file", "local", "s3", "s3a", "supabase"})
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could leave the root: absolute, ``..``, empty segments, NUL."""
+    if (
+        not isinstance(key, str)
+        or not key
+        or key.startswith("/")
+        or "\x00" in key
+        or "\\" in key
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    ):
+        raise InvalidInput(f"{str(key)[:80]!r} is not a valid blob key")
+    return key
+
+
+class FsspecBlobStore(BlobStore):
+    """A BlobStore over an fsspec filesystem rooted at ``root`` (a path in that filesystem)."""
+
+    default_catalog = "sidecar"
+
+    def __init__(self, fs: Any, root: str, *, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{check_key(key)}"
+
+    def _key(self, path: str) -> str:
+        path = path.rstrip("/")
+        root = self.fs._strip_protocol(self.root).rstrip("/")
+        path = self.fs._strip_protocol(path)
+        return path[len(root) + 1 :] if path.startswith(root + "/") else path
+
+    def write(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        exclusive: bool = False,
+    ) -> int:
+        path = self._path(key)
+        with translate_os_errors(key):
+            if exclusive and self.fs.exists(path):
+                raise AlreadyExists(f"a blob already exists at {key!r}")
+            return self._write(path, chunks, content_type)
+
+    def _write(self, path: str, chunks: Iterable[bytes], content_type: str) -> int:
+        # fsspec buffered writers publish the file when closed; an error inside the block
+        # discards it (memory, object stores), so readers never see a partial blob.
+        size = 0
+        parent = posixpath.dirname(path)
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        f = self.fs.open(path, "wb")
+        try:
+            for chunk in chunks:
+                f.write(chunk)
+                size += len(chunk)
+        except BaseException:
+            _discard(f)
+            raise
+        f.close()
+        return size
+
+    def open(self, key: str) -> IO[bytes]:
+        with translate_os_errors(key):
+            return self.fs.open(self._path(key), "rb")  # type: ignore[no-any-return]
+
+    def read(self, key: str) -> bytes:
+        with translate_os_errors(key):
+            return self.fs.cat_file(self._path(key))  # type: ignore[no-any-return]
+
+    def exists(self, key: str) -> bool:
+        with translate_os_errors(key):
+            return bool(self.fs.isfile(self._path(key)))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with translate_os_errors(key):
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                pass
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        base = f"{self.root}/{prefix.rstrip('/')}" if prefix else self.root
+        with translate_os_errors(prefix or "/"):
+            try:
+                found = self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                return
+        for path, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
+            key = self._key(path)
+            if key.startswith(".") or "/." in key:
+                continue  # temporaries and hidden housekeeping files
+            yield BlobInfo(key, int(info.get("size") or 0), _modified(info))
+
+    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+        try:
+            return str(self.fs.sign(self._path(key), expiration=expires))
+        except NotImplementedError:
+            return None
+
+
+def _discard(f: Any) -> None:
+    for method in ("discard", "abort"):
+        fn = getattr(f, method, None)
+        if callable(fn):
+            try:
+                fn()
+            except Exception:  # the write already failed; the original error matters
+                logger.debug("discarding a failed write failed", exc_info=True)
+            return
+
+
+def _modified(info: dict[str, Any]) -> datetime | None:
+    for name in ("LastModified", "mtime", "created", "last_modified"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value, tz=UTC)
+    return None
+
+
+@hookimpl(trylast=True)
+def genstore_open_backend(url: Any) -> BlobStore | None:
+    """Any protocol fsspec knows and no other plugin claims."""
+    if url.scheme in _OWN_PLUGINS:
+        return None
+    try:
+        import fsspec
+        from fsspec.registry import known_implementations, registry
+    except ImportError as exc:  # pragma: no cover - fsspec is a hard dependency of the adapters
+        raise MissingDependency("the fsspec backend", extra="all", package="fsspec") from exc
+    if url.scheme not in known_implementations and url.scheme not in registry:
+        return None
+    options = {k: v for k, v in url.options.items() if k != "catalog"}
+    try:
+        fs = fsspec.filesystem(url.scheme, **options)
+    except ImportError as exc:
+        hint = known_implementations.get(url.scheme, {}).get("err", str(exc))
+        raise MissingDependency(f"the {url.scheme}:// backend ({hint})", extra="all",
+                                package=url.scheme) from exc
+    root = fs._strip_protocol(f"{url.scheme}://{url.location}").rstrip("/")
+    if url.scheme == "memory" and not root.startswith("/"):
+        root = "/" + root
+    return FsspecBlobStore(fs, root, url=url.without_options())
+
+
+@hookimpl
+def genstore_schemes() -> dict[str, str]:
+    return {"<fsspec protocol>": "any other fsspec filesystem (memory://, gs://, az://, ...)"}

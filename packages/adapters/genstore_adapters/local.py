@@ -1,0 +1,145 @@
+"""Local files: the fsspec backend on the local filesystem, with atomic replace and exclusive create.
+
+Writes go to ``<root>/.tmp/`` then ``os.replace`` into place (same filesystem, so atomic);
+exclusive creates use ``os.link``, which fails rather than replace. ``?fsync=true`` also flushes
+each blob and its folder to disk before it becomes visible (off by default, like most stores).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from genstore.exceptions import AlreadyExists, ConfigurationError
+from genstore.plugin import BlobStore, hookimpl
+
+from ._errors import translate_os_errors
+from .fsspec_backend import FsspecBlobStore, check_key
+
+__all__ = ["LocalBlobStore"]
+
+_TMP = ".tmp"
+
+
+class LocalBlobStore(FsspecBlobStore):
+    """Blobs as files under ``root``."""
+
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+        from fsspec.implementations.local import LocalFileSystem
+
+        root = root.expanduser().resolve()
+        with translate_os_errors(str(root)):
+            (root / _TMP).mkdir(parents=True, exist_ok=True)
+        super().__init__(LocalFileSystem(), root.as_posix(), url=str(root))
+        self.path = root
+        self.fsync = fsync
+        self.default_catalog = f"sqlite:///{root.as_posix()}/catalog.sqlite3"
+        self._made_dirs: set[str] = set()
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self.root, check_key(key))
+
+    def write(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        exclusive: bool = False,
+    ) -> int:
+        dest = self._file(key)
+        tmp = os.path.join(self.root, _TMP, uuid.uuid4().hex)
+        size = 0
+        replaced = False
+        with translate_os_errors(key):
+            try:
+                with open(tmp, "wb") as f:
+                    for chunk in chunks:
+                        f.write(chunk)
+                        size += len(chunk)
+                    if self.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+                parent = os.path.dirname(dest)
+                if parent not in self._made_dirs:
+                    os.makedirs(parent, exist_ok=True)
+                    self._made_dirs.add(parent)
+                if exclusive:
+                    try:
+                        os.link(tmp, dest)
+                    except FileExistsError:
+                        raise AlreadyExists(f"a blob already exists at {key!r}") from None
+                else:
+                    os.replace(tmp, dest)
+                    replaced = True
+                if self.fsync:
+                    _fsync_dir(parent)
+            finally:
+                if not replaced:
+                    _unlink_quietly(tmp)
+        return size
+
+    def open(self, key: str) -> IO[bytes]:
+        with translate_os_errors(key):
+            return open(self._file(key), "rb")
+
+    def read(self, key: str) -> bytes:
+        with translate_os_errors(key), open(self._file(key), "rb") as f:
+            return f.read()
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self._file(key))
+
+    def delete(self, key: str) -> None:
+        with translate_os_errors(key):
+            _unlink_quietly(self._file(key))
+
+    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+        return Path(self._file(key)).as_uri()
+
+    def sweep_temporaries(self, older_than: float = 3600.0) -> int:
+        """Remove temporary files left by writes that were killed; return how many."""
+        removed = 0
+        cutoff = time.time() - older_than
+        tmp_dir = os.path.join(self.root, _TMP)
+        with translate_os_errors(_TMP), os.scandir(tmp_dir) as entries:
+            for entry in entries:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    _unlink_quietly(entry.path)
+                    removed += 1
+        return removed
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@hookimpl
+def genstore_open_backend(url: Any) -> BlobStore | None:
+    """``file://`` URLs and plain paths."""
+    if url.scheme not in ("file", "local"):
+        return None
+    fsync = url.options.get("fsync", "false").lower()
+    if fsync not in ("true", "false", "1", "0"):
+        raise ConfigurationError("fsync must be true or false")
+    return LocalBlobStore(url.path, fsync=fsync in ("true", "1"))
+
+
+@hookimpl
+def genstore_schemes() -> dict[str, str]:
+    return {"file": "local files (a path or file:// URL); SQLite catalog beside them by default"}

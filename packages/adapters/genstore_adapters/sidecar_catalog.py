@@ -1,0 +1,164 @@
+"""The ``sidecar`` catalog: no index at all, queries list and read the JSON records themselves.
+
+Fine for small stores and for object stores nobody else indexes; past 10,000 records it warns once
+that a real catalog (SQLite, PostgreSQL) is advised. Parsed records are cached by key: operation
+records never change once committed, and image records are re-read when their size or time moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from genstore import ImageRecord, ImageStatus, OperationRecord
+from genstore import _keys
+from genstore.exceptions import NotFound
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, hookimpl
+
+__all__ = ["SidecarCatalog"]
+
+logger = logging.getLogger(__name__)
+
+WARN_ABOVE = 10_000
+
+
+class SidecarCatalog(Catalog):
+    """Answers catalog queries by listing and reading the records in the blob store."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self._ops: dict[str, OperationRecord] = {}
+        self._lock = threading.Lock()
+        self._warned = False
+
+    # Writes are no-ops: the record JSON is already in the blob store, which is what we read.
+    def upsert_operation(self, record: OperationRecord) -> None:
+        with self._lock:
+            self._ops[_keys.operation_record_key(record.operation_id)] = record
+
+    def delete_operation(self, operation_id: str) -> None:
+        with self._lock:
+            self._ops.pop(_keys.operation_record_key(operation_id), None)
+
+    def _operations(self) -> list[OperationRecord]:
+        keys = [
+            info.key for info in self.blobs.list(_keys.OPERATIONS_PREFIX)
+            if (parsed := _keys.parse_key(info.key)) is not None and parsed.kind == "operation"
+        ]
+        if len(keys) > WARN_ABOVE and not self._warned:
+            self._warned = True
+            logger.warning(
+                "the sidecar catalog is reading %d records per query; use a catalog "
+                "(?catalog=sqlite:///path or postgresql://...) for a store this size", len(keys)
+            )
+        out: list[OperationRecord] = []
+        with self._lock:
+            live = set(keys)
+            for stale in self._ops.keys() - live:
+                del self._ops[stale]
+        for key in keys:
+            with self._lock:
+                record = self._ops.get(key)
+            if record is None:
+                try:
+                    record = OperationRecord.model_validate_json(self.blobs.read(key))
+                except (NotFound, ValidationError):
+                    continue
+                with self._lock:
+                    self._ops[key] = record
+            out.append(record)
+        return out
+
+    def get_operation(self, operation_id: str) -> OperationRecord | None:
+        try:
+            data = self.blobs.read(_keys.operation_record_key(operation_id))
+            return OperationRecord.model_validate_json(data)
+        except (NotFound, ValidationError):
+            return None
+
+    def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
+        def keep(r: OperationRecord) -> bool:
+            return (
+                (query.user_id is None or r.user_id == query.user_id)
+                and (query.operation_type is None or r.operation_type == query.operation_type)
+                and (query.status is None or r.status.value == query.status)
+                and (query.idempotency_key is None or r.idempotency_key == query.idempotency_key)
+                and (query.since is None or r.created_at >= query.since)
+                and (query.until is None or r.created_at < query.until)
+                and (query.before is None or (r.created_at, r.operation_id) < query.before)
+            )
+
+        found = [r for r in self._operations() if keep(r)]
+        found.sort(key=lambda r: (r.created_at, r.operation_id), reverse=True)
+        return found[: query.limit]
+
+    def operation_ids(self) -> Iterator[str]:
+        return iter([r.operation_id for r in self._operations()])
+
+    def upsert_image(self, record: ImageRecord) -> None:
+        pass
+
+    def delete_image(self, user_id: str, image_id: str) -> None:
+        pass
+
+    def _images(self, user_id: str | None = None) -> list[ImageRecord]:
+        prefix = f"{_keys.IMAGES_PREFIX}{user_id}/" if user_id else _keys.IMAGES_PREFIX
+        out = []
+        for info in self.blobs.list(prefix):
+            parsed = _keys.parse_key(info.key)
+            if parsed is None or parsed.kind != "image_record":
+                continue
+            try:
+                out.append(ImageRecord.model_validate_json(self.blobs.read(info.key)))
+            except (NotFound, ValidationError):
+                continue
+        return out
+
+    def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
+        try:
+            data = self.blobs.read(_keys.image_record_key(user_id, image_id))
+            record = ImageRecord.model_validate_json(data)
+        except (NotFound, ValidationError):
+            return None
+        return record if record.user_id == user_id else None
+
+    def list_images(
+        self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
+    ) -> tuple[list[ImageRecord], int]:
+        found = [
+            r for r in self._images(user_id)
+            if r.user_id == user_id and (status is None or r.status == status)
+        ]
+        found.sort(key=lambda r: (r.created_at, r.image_id), reverse=True)
+        return found[offset : offset + limit], len(found)
+
+    def image_ids(self) -> Iterator[tuple[str, str]]:
+        return iter([(r.user_id, r.image_id) for r in self._images()])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ops.clear()
+
+    def stats(self) -> CatalogStats:
+        out = CatalogStats()
+        for r in self._operations():
+            out.operations += 1
+            out.by_type[r.operation_type] = out.by_type.get(r.operation_type, 0) + 1
+            out.by_status[r.status.value] = out.by_status.get(r.status.value, 0) + 1
+        out.images = len(self._images())
+        return out
+
+
+@hookimpl
+def genstore_open_catalog(url: Any, blobs: BlobStore) -> Catalog | None:
+    """``sidecar``: no index, the JSON records are listed and read."""
+    return SidecarCatalog(blobs) if url.scheme == "sidecar" else None
+
+
+@hookimpl
+def genstore_schemes() -> dict[str, str]:
+    return {"sidecar": "no index: list and read the JSON records (small stores)"}

@@ -1,0 +1,244 @@
+"""The embedded SQLite catalog: one file, WAL, safe for several processes writing at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from genstore import ImageRecord, ImageStatus, OperationRecord
+from genstore.exceptions import BackendUnavailable, ConfigurationError
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, hookimpl
+
+__all__ = ["SQLiteCatalog"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    operation_id TEXT PRIMARY KEY,
+    created_us INTEGER NOT NULL,
+    user_id TEXT,
+    operation_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    idempotency_key TEXT,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS operations_time ON operations (created_us, operation_id);
+CREATE INDEX IF NOT EXISTS operations_user
+    ON operations (user_id, created_us, operation_id);
+CREATE INDEX IF NOT EXISTS operations_user_type
+    ON operations (user_id, operation_type, created_us, operation_id);
+CREATE INDEX IF NOT EXISTS operations_type ON operations (operation_type, created_us, operation_id);
+CREATE INDEX IF NOT EXISTS operations_idempotency ON operations (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS images (
+    user_id TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (user_id, image_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS images_user ON images (user_id, created_us, image_id);
+CREATE INDEX IF NOT EXISTS images_user_status ON images (user_id, status, created_us, image_id);
+PRAGMA user_version = 1;
+"""
+
+
+def _us(value: datetime) -> int:
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class SQLiteCatalog(Catalog):
+    """Records indexed in a SQLite file; one connection per thread."""
+
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot create the catalog folder {path.parent}: {exc}") from exc
+        self._run(lambda c: c.executescript(_SCHEMA))
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            try:
+                return fn(self._conn())
+            except sqlite3.OperationalError as exc:
+                # busy_timeout covers most contention; WAL checkpoints can still say "locked".
+                if "locked" in str(exc) or "busy" in str(exc):
+                    if time.monotonic() < deadline:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.5)
+                        continue
+                raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
+
+    def upsert_operation(self, record: OperationRecord) -> None:
+        row = (
+            record.operation_id, _us(record.created_at), record.user_id, record.operation_type,
+            record.status.value, record.idempotency_key, record.model_dump_json(),
+        )
+        self._run(lambda c: c.execute(
+            "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?)", row
+        ))
+
+    def delete_operation(self, operation_id: str) -> None:
+        self._run(lambda c: c.execute("DELETE FROM operations WHERE operation_id = ?",
+                                      (operation_id,)))
+
+    def get_operation(self, operation_id: str) -> OperationRecord | None:
+        row = self._run(lambda c: c.execute(
+            "SELECT record FROM operations WHERE operation_id = ?", (operation_id,)
+        ).fetchone())
+        return OperationRecord.model_validate_json(row[0]) if row else None
+
+    def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("user_id", query.user_id), ("operation_type", query.operation_type),
+            ("status", query.status), ("idempotency_key", query.idempotency_key),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since is not None:
+            where.append("created_us >= ?")
+            args.append(_us(query.since))
+        if query.until is not None:
+            where.append("created_us < ?")
+            args.append(_us(query.until))
+        if query.before is not None:
+            when, op_id = query.before
+            where.append("(created_us < ? OR (created_us = ? AND operation_id < ?))")
+            args += [_us(when), _us(when), op_id]
+        sql = "SELECT record FROM operations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_us DESC, operation_id DESC LIMIT ?"
+        args.append(query.limit)
+        rows = self._run(lambda c: c.execute(sql, args).fetchall())
+        return [OperationRecord.model_validate_json(r[0]) for r in rows]
+
+    def operation_ids(self) -> Iterator[str]:
+        rows = self._run(lambda c: c.execute("SELECT operation_id FROM operations").fetchall())
+        return (r[0] for r in rows)
+
+    def upsert_image(self, record: ImageRecord) -> None:
+        row = (record.user_id, record.image_id, record.status.value, _us(record.created_at),
+               record.model_dump_json())
+        self._run(lambda c: c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?)", row))
+
+    def delete_image(self, user_id: str, image_id: str) -> None:
+        self._run(lambda c: c.execute("DELETE FROM images WHERE user_id = ? AND image_id = ?",
+                                      (user_id, image_id)))
+
+    def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
+        row = self._run(lambda c: c.execute(
+            "SELECT record FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+        ).fetchone())
+        return ImageRecord.model_validate_json(row[0]) if row else None
+
+    def list_images(
+        self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
+    ) -> tuple[list[ImageRecord], int]:
+        where = "user_id = ?"
+        args: list[Any] = [user_id]
+        if status is not None:
+            where += " AND status = ?"
+            args.append(ImageStatus(status).value)
+
+        def page(c: sqlite3.Connection) -> tuple[list[Any], int]:
+            # One read transaction: the page and the total agree even while others write.
+            c.execute("BEGIN")
+            try:
+                total = c.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0]  # noqa: S608
+                rows = c.execute(
+                    f"SELECT record FROM images WHERE {where} "  # noqa: S608
+                    "ORDER BY created_us DESC, image_id DESC LIMIT ? OFFSET ?",
+                    [*args, limit, offset],
+                ).fetchall()
+            finally:
+                c.execute("COMMIT")
+            return rows, int(total)
+
+        rows, total = self._run(page)
+        return [ImageRecord.model_validate_json(r[0]) for r in rows], total
+
+    def image_ids(self) -> Iterator[tuple[str, str]]:
+        rows = self._run(lambda c: c.execute("SELECT user_id, image_id FROM images").fetchall())
+        return ((r[0], r[1]) for r in rows)
+
+    def clear(self) -> None:
+        self._run(lambda c: c.executescript(
+            "BEGIN; DELETE FROM operations; DELETE FROM images; COMMIT;"
+        ))
+
+    def stats(self) -> CatalogStats:
+        def read(c: sqlite3.Connection) -> CatalogStats:
+            out = CatalogStats()
+            for op_type, status, n in c.execute(
+                "SELECT operation_type, status, count(*) FROM operations GROUP BY 1, 2"
+            ):
+                out.operations += n
+                out.by_type[op_type] = out.by_type.get(op_type, 0) + n
+                out.by_status[status] = out.by_status.get(status, 0) + n
+            out.images = c.execute("SELECT count(*) FROM images").fetchone()[0]
+            return out
+
+        return self._run(read)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+
+@hookimpl
+def genstore_open_catalog(url: Any, blobs: BlobStore) -> Catalog | None:
+    """``sqlite:///absolute/path.sqlite3`` (or ``sqlite`` alone: ``catalog.sqlite3`` in a local root)."""
+    if url.scheme != "sqlite":
+        return None
+    if url.location:
+        return SQLiteCatalog(Path(url.location).expanduser())
+    root = getattr(blobs, "path", None)
+    if not isinstance(root, Path):
+        raise ConfigurationError("a bare 'sqlite' catalog needs a local store; give sqlite:///path")
+    return SQLiteCatalog(root / "catalog.sqlite3")
+
+
+@hookimpl
+def genstore_schemes() -> dict[str, str]:
+    return {"sqlite": "embedded SQLite catalog (sqlite:///path.sqlite3)"}

@@ -1,0 +1,319 @@
+"""Store-wide work: stats, cleanup, reindex, verify and export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from . import _keys
+from ._records import ImageRecord, OperationRecord
+from .exceptions import GenstoreError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["CleanupReport", "ReindexReport", "VerifyReport"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None] | None
+
+
+@dataclass
+class CleanupReport:
+    """What ``cleanup`` removed (or would remove, on a dry run)."""
+
+    operations: int = 0
+    inputs: int = 0
+    bytes: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReindexReport:
+    """What ``reindex`` indexed, and the records it could not read."""
+
+    operations: int = 0
+    images: int = 0
+    corrupt: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyReport:
+    """Inconsistencies between blobs, records and the catalog; ``ok`` when there are none."""
+
+    orphan_blobs: list[str] = field(default_factory=list)
+    """Results and user PNGs no record points to (a save or create that died before its commit)."""
+    unindexed: list[str] = field(default_factory=list)
+    """Record keys the catalog lacks."""
+    stale_index: list[str] = field(default_factory=list)
+    """Catalog rows whose record is gone."""
+    unreferenced_inputs: list[str] = field(default_factory=list)
+    """Content-addressed inputs no record uses."""
+    corrupt: list[str] = field(default_factory=list)
+    """Record keys that are not valid JSON records (never deleted automatically)."""
+    fixed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.orphan_blobs or self.unindexed or self.stale_index
+            or self.unreferenced_inputs or self.corrupt
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ok"] = self.ok
+        return out
+
+
+def stats(store: Store) -> dict[str, Any]:
+    """Counts from the catalog, plus the recorder's counters when it has run."""
+    cat = store.catalog.stats()
+    out: dict[str, Any] = {
+        "store": store.blobs.url,
+        "catalog": type(store.catalog).__name__,
+        "operations": cat.operations,
+        "images": cat.images,
+        "by_type": dict(sorted(cat.by_type.items())),
+        "by_status": dict(sorted(cat.by_status.items())),
+    }
+    recorder = store._recorder
+    if recorder is not None:
+        out["recorder"] = asdict(recorder.counters)  # type: ignore[call-overload]
+    return out
+
+
+def _referenced_inputs(store: Store) -> set[str]:
+    keys: set[str] = set()
+    for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
+        parsed = _keys.parse_key(info.key)
+        if parsed is None or parsed.kind != "operation":
+            continue
+        record = _load_operation(store, info.key)
+        if record is not None:
+            keys.update(ref.key for ref in record.inputs)
+    return keys
+
+
+def _load_operation(store: Store, key: str) -> OperationRecord | None:
+    try:
+        return OperationRecord.model_validate_json(store.blobs.read(key))
+    except NotFound:
+        return None
+    except ValidationError:
+        return None
+
+
+def cleanup(store: Store, older_than: timedelta, *, dry_run: bool = False) -> CleanupReport:
+    """Delete operations created before now - ``older_than``, then unreferenced inputs."""
+    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+        raise InvalidInput("older_than must be a non-negative timedelta")
+    report = CleanupReport(dry_run=dry_run)
+    cutoff = datetime.now(UTC) - older_than
+    old = list(store.iter_operations(until=cutoff))
+    for record in old:
+        report.operations += 1
+        report.bytes += record.result.size if record.result else 0
+        if not dry_run:
+            try:
+                store.delete_operation(record.operation_id)
+            except NotFound:
+                report.operations -= 1
+    deleted = {r.operation_id for r in old}
+    referenced: set[str] = set()
+    if dry_run:
+        for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
+            parsed = _keys.parse_key(info.key)
+            if parsed and parsed.kind == "operation" and parsed.operation_id not in deleted:
+                rec = _load_operation(store, info.key)
+                if rec is not None:
+                    referenced.update(ref.key for ref in rec.inputs)
+    else:
+        referenced = _referenced_inputs(store)
+    for info in store.blobs.list(_keys.INPUTS_PREFIX):
+        if info.key not in referenced and _old_enough(info.modified, older_than):
+            report.inputs += 1
+            report.bytes += info.size
+            if not dry_run:
+                store.blobs.delete(info.key)
+    return report
+
+
+def _old_enough(modified: datetime | None, grace: timedelta) -> bool:
+    if modified is None or grace <= timedelta(0):
+        return True
+    return datetime.now(UTC) - modified >= grace
+
+
+def reindex(store: Store, progress: Progress = None) -> ReindexReport:
+    """Drop the catalog and index every JSON record again."""
+    report = ReindexReport()
+    store.catalog.clear()
+    for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
+        parsed = _keys.parse_key(info.key)
+        if parsed is None or parsed.kind != "operation":
+            continue
+        record = _load_operation(store, info.key)
+        if record is None:
+            report.corrupt.append(info.key)
+            continue
+        store.catalog.upsert_operation(record)
+        report.operations += 1
+        if progress:
+            progress(1)
+    for info in store.blobs.list(_keys.IMAGES_PREFIX):
+        parsed = _keys.parse_key(info.key)
+        if parsed is None or parsed.kind != "image_record":
+            continue
+        image = _load_image(store, info.key)
+        if image is None:
+            report.corrupt.append(info.key)
+            continue
+        store.catalog.upsert_image(image)
+        report.images += 1
+        if progress:
+            progress(1)
+    return report
+
+
+def _load_image(store: Store, key: str) -> ImageRecord | None:
+    try:
+        return ImageRecord.model_validate_json(store.blobs.read(key))
+    except (NotFound, ValidationError):
+        return None
+
+
+def verify(store: Store, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)) -> VerifyReport:
+    """Compare blobs, records and catalog. Blobs younger than ``grace`` are left alone: a save
+    running right now writes its blobs before its record."""
+    report = VerifyReport()
+    records: dict[str, OperationRecord] = {}
+    results: dict[str, datetime | None] = {}
+    for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
+        parsed = _keys.parse_key(info.key)
+        if parsed is None:
+            continue
+        if parsed.kind == "operation":
+            record = _load_operation(store, info.key)
+            if record is None:
+                report.corrupt.append(info.key)
+            else:
+                records[record.operation_id] = record
+        elif parsed.kind == "result":
+            results[info.key] = info.modified
+    used_results = {r.result.key for r in records.values() if r.result is not None}
+    report.orphan_blobs = sorted(
+        k for k, mod in results.items() if k not in used_results and _old_enough(mod, grace)
+    )
+    indexed = set(store.catalog.operation_ids())
+    report.unindexed = sorted(
+        _keys.operation_record_key(op) for op in records.keys() - indexed
+    )
+    corrupt_ids = {_keys.parse_key(k).operation_id for k in report.corrupt}  # type: ignore[union-attr]
+    report.stale_index = sorted(indexed - records.keys() - corrupt_ids)
+    used_inputs = {ref.key for r in records.values() for ref in r.inputs}
+    report.unreferenced_inputs = sorted(
+        info.key
+        for info in store.blobs.list(_keys.INPUTS_PREFIX)
+        if info.key not in used_inputs and _old_enough(info.modified, grace)
+    )
+    images: dict[tuple[str, str], ImageRecord] = {}
+    pngs: dict[str, datetime | None] = {}
+    for info in store.blobs.list(_keys.IMAGES_PREFIX):
+        parsed = _keys.parse_key(info.key)
+        if parsed is None:
+            continue
+        if parsed.kind == "image_record":
+            image = _load_image(store, info.key)
+            if image is None:
+                report.corrupt.append(info.key)
+            else:
+                images[(image.user_id, image.image_id)] = image
+        elif parsed.kind == "image":
+            pngs[info.key] = info.modified
+    used_pngs = {img.key for img in images.values()}
+    report.orphan_blobs += sorted(
+        k for k, mod in pngs.items() if k not in used_pngs and _old_enough(mod, grace)
+    )
+    indexed_images = set(store.catalog.image_ids())
+    report.unindexed += sorted(
+        _keys.image_record_key(u, i) for (u, i) in images.keys() - indexed_images
+    )
+    report.stale_index += sorted(f"{u}/{i}" for (u, i) in indexed_images - images.keys())
+    if fix:
+        _repair(store, report, records, images, indexed_images)
+        report.fixed = True
+    return report
+
+
+def _repair(
+    store: Store,
+    report: VerifyReport,
+    records: dict[str, OperationRecord],
+    images: dict[tuple[str, str], ImageRecord],
+    indexed_images: set[tuple[str, str]],
+) -> None:
+    for key in report.orphan_blobs + report.unreferenced_inputs:
+        store.blobs.delete(key)
+    for op_id in records.keys() - set(store.catalog.operation_ids()):
+        store.catalog.upsert_operation(records[op_id])
+    for pair in images.keys() - indexed_images:
+        store.catalog.upsert_image(images[pair])
+    for entry in report.stale_index:
+        if "/" in entry:
+            user, image_id = entry.split("/", 1)
+            store.catalog.delete_image(user, image_id)
+        else:
+            store.catalog.delete_operation(entry)
+    sweep = getattr(store.blobs, "sweep_temporaries", None)
+    if callable(sweep):
+        try:
+            sweep()
+        except GenstoreError:
+            logger.exception("could not sweep temporary files")
+
+
+EXPORT_COLUMNS = (
+    "operation_id", "created_at", "operation_type", "status", "user_id", "prompt",
+    "result_key", "result_source_url", "result_error", "error", "duration_ms", "inputs",
+    "parameters",
+)
+
+
+def export(store: Store, format: str, file: IO[str], **filters: Any) -> int:
+    """Write matching operations, newest first, as CSV (flat columns) or JSON Lines (whole)."""
+    if format not in ("csv", "jsonl"):
+        raise InvalidInput("format must be 'csv' or 'jsonl'")
+    count = 0
+    writer = csv.writer(file) if format == "csv" else None
+    if writer is not None:
+        writer.writerow(EXPORT_COLUMNS)
+    for record in store.iter_operations(**filters):
+        if writer is None:
+            file.write(record.model_dump_json() + "\n")
+        else:
+            writer.writerow([
+                record.operation_id, record.created_at.isoformat(), record.operation_type,
+                record.status.value, record.user_id or "", record.prompt or "",
+                record.result.key if record.result else "", record.result_source_url or "",
+                record.result_error or "", record.error or "",
+                "" if record.duration_ms is None else record.duration_ms,
+                " ".join(ref.key for ref in record.inputs),
+                json.dumps(record.parameters, ensure_ascii=False, separators=(",", ":")),
+            ])
+        count += 1
+    return count
