@@ -96,12 +96,15 @@ def decode_image_data(data: str | bytes | bytearray | memoryview, *, max_bytes: 
     max_encoded = 4 * math.ceil(max_bytes / 3)
     if len(data) > 2 * max_encoded + _DATA_URL_HEADER_MAX:
         raise _too_large(max_bytes)
-    payload = _strip_data_url(data)
+    start, header_error = _data_url_payload_start(data)
     # Exact decoded size from the count of base64 characters (whitespace and padding do not
     # count), found with str.count passes: no copy, no decoding, whatever the characters are.
-    chars = len(payload) - sum(payload.count(c) for c in _IGNORED_CHARS)
+    chars = len(data) - start - sum(data.count(c, start) for c in _IGNORED_CHARS)
     if chars * 3 // 4 > max_bytes:
         raise _too_large(max_bytes)
+    if header_error:
+        raise InvalidInput(header_error)
+    payload = data[start:] if start else data
     try:
         raw = payload.encode("ascii")
     except UnicodeEncodeError:
@@ -123,19 +126,23 @@ def decode_image_data(data: str | bytes | bytearray | memoryview, *, max_bytes: 
     return decoded
 
 
-def _strip_data_url(text: str) -> str:
-    """Drop a leading ``data:<type>[;params];base64,``; refuse data URLs that are not base64."""
-    head = text[:_DATA_URL_HEADER_MAX].lstrip()
+def _data_url_payload_start(text: str) -> tuple[int, str | None]:
+    """Where the base64 starts: after a leading ``data:<type>[;params];base64,``, else 0.
+
+    Also says why a ``data:`` URL is refused (not base64, no comma), for the caller to raise once
+    the size has been checked.
+    """
+    window = text[:_DATA_URL_HEADER_MAX]
+    head = window.lstrip()
     if head[:5].lower() != "data:":
-        return text
+        return 0, None
     comma = head.find(",")
     if comma < 0:
-        raise InvalidInput("image data is a data: URL without a ',' after its header")
-    header = head[5:comma]
-    if not header.lower().rstrip().endswith(";base64"):
-        raise InvalidInput("image data is a data: URL that is not base64-encoded")
-    leading = len(text[:_DATA_URL_HEADER_MAX]) - len(head)
-    return text[leading + comma + 1 :]
+        return 0, "image data is a data: URL without a ',' after its header"
+    start = len(window) - len(head) + comma + 1
+    if not head[5:comma].lower().rstrip().endswith(";base64"):
+        return start, "image data is a data: URL that is not base64-encoded"
+    return start, None
 
 
 def _describe(data: bytes) -> str:
