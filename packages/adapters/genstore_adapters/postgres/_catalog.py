@@ -1,0 +1,341 @@
+"""``PostgresCatalog``: the ``Catalog`` interface on PostgreSQL, through a psycopg pool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self, TypeVar
+
+import psycopg
+from genstore._records import ImageRecord, ImageStatus, OperationRecord
+from genstore.exceptions import AlreadyExists, BackendUnavailable, InvalidInput
+from genstore.plugin import Catalog, CatalogStats, HistoryQuery
+from psycopg import sql
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import ValidationError
+
+from ._config import PostgresSettings, settings_from_url
+from ._retry import retrying
+from ._schema import ensure_schema
+
+__all__ = ["PostgresCatalog"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_ID_BATCH = 5000
+_NEWEST_OPERATIONS = sql.SQL(" ORDER BY created_at DESC, operation_id DESC LIMIT %s")
+
+
+class _ConnectErrors:
+    """Why the last connection attempt failed: the pool itself only reports a timeout."""
+
+    def __init__(self) -> None:
+        self.last: psycopg.Error | None = None
+
+
+class _Connection(psycopg.Connection[TupleRow]):
+    """A connection that tells its pool's ``_ConnectErrors`` why it could not connect."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        errors: _ConnectErrors | None = kwargs.pop("genstore_errors", None)
+        try:
+            conn = super().connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            if errors is not None:
+                errors.last = exc
+            raise
+        if errors is not None:
+            errors.last = None
+        return conn
+
+
+def _utc(value: datetime) -> datetime:
+    # Records treat naive datetimes as UTC; PostgreSQL would use the session's time zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _load(model: type[OperationRecord] | type[ImageRecord], text: str) -> Any:
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise BackendUnavailable(
+            f"a {model.__name__} row of the PostgreSQL catalog is unreadable ({exc.error_count()}"
+            " errors); rebuild the catalog with `genstore reindex`"
+        ) from exc
+
+
+class PostgresCatalog(Catalog):
+    """Records indexed in PostgreSQL; many processes and hosts may share one catalog.
+
+    ``url``: ``postgresql://user:password@host:5432/db`` plus libpq options, and genstore's own:
+    ``schema`` (default ``public``; created if missing, so tests and stores can share a database),
+    ``deadline`` (seconds a call retries transient failures, default 5), ``pool_min``/``pool_max``
+    (connections). Keyword arguments override the URL's options.
+
+    Opening never blocks: the pool connects in the background and the tables are created or
+    migrated by the first call. Every call retries connection loss, server restarts, terminated
+    backends, serialization failures and timeouts until its deadline, then raises
+    ``BackendUnavailable``; no psycopg error reaches the caller.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        deadline: float | None = None,
+        pool_min: int | None = None,
+        pool_max: int | None = None,
+    ) -> None:
+        self.settings: PostgresSettings = settings_from_url(
+            url, schema=schema, deadline=deadline, pool_min=pool_min, pool_max=pool_max
+        )
+        self.url = self.settings.display_url
+        if self.settings.schema != "public":
+            self.url += f"?schema={self.settings.schema}"
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._closed = False
+        self._connect_errors = _ConnectErrors()
+        s = sql.Identifier(self.settings.schema)
+        self._operations = sql.SQL("{}.genstore_operations").format(s)
+        self._images = sql.SQL("{}.genstore_images").format(s)
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(
+            self.settings.conninfo,
+            connection_class=_Connection,
+            kwargs={"autocommit": True, "genstore_errors": self._connect_errors},
+            min_size=self.settings.pool_min,
+            max_size=self.settings.pool_max,
+            open=False,
+            configure=self._configure,
+            name=f"genstore:{self.settings.schema}",
+            timeout=self.settings.deadline,
+            # After giving up, the pool reconnects on the next request instead of sleeping
+            # through a long backoff while the server is already back.
+            reconnect_timeout=max(self.settings.deadline, 1.0),
+        )
+        self._pool.open(wait=False)
+
+    def __repr__(self) -> str:
+        return f"PostgresCatalog({self.url!r})"
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _configure(self, conn: _Connection) -> None:
+        # A statement stuck behind a lock must not outlive the call's deadline.
+        timeout_ms = max(int(self.settings.deadline * 1000), 1)
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{timeout_ms}ms",))
+
+    def _explain(self, exc: psycopg.Error) -> str:
+        last = self._connect_errors.last
+        if isinstance(exc, PoolTimeout) and last is not None:
+            return f"cannot connect to {self.settings.display_url}: {last}"
+        return str(exc)
+
+    def _call(self, what: str, work: Callable[[_Connection], T]) -> T:
+        """Run ``work`` on a pooled connection (schema created first if needed), with retries."""
+        if self._closed:
+            raise BackendUnavailable(f"{what}: the PostgreSQL catalog {self.url} is closed")
+
+        def attempt(seconds_left: float) -> T:
+            with self._pool.connection(timeout=seconds_left) as conn:
+                if not self._ready:
+                    with self._ready_lock:
+                        if not self._ready:
+                            ensure_schema(conn, self.settings.schema)
+                            self._ready = True
+                return work(conn)
+
+        return retrying(attempt, what=what, deadline=self.settings.deadline, explain=self._explain)
+
+    def _fetch(self, what: str, query: sql.Composed, params: Sequence[Any] = ()) -> list[TupleRow]:
+        return self._call(what, lambda c: c.execute(query, params).fetchall())
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def upsert_operation(self, record: OperationRecord) -> None:
+        query = sql.SQL(
+            "INSERT INTO {} (operation_id, created_at, user_id, operation_type, status,"
+            " idempotency_key, record) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (operation_id) DO UPDATE SET created_at = excluded.created_at,"
+            " user_id = excluded.user_id, operation_type = excluded.operation_type,"
+            " status = excluded.status, idempotency_key = excluded.idempotency_key,"
+            " record = excluded.record"
+        ).format(self._operations)
+        params = (
+            record.operation_id,
+            record.created_at,
+            record.user_id,
+            str(record.operation_type),
+            str(record.status),
+            record.idempotency_key,
+            record.model_dump_json(),
+        )
+
+        def work(conn: _Connection) -> None:
+            try:
+                conn.execute(query, params)
+            except psycopg.errors.UniqueViolation as exc:
+                # The only unique constraint ON CONFLICT leaves to fire is the idempotency key.
+                raise AlreadyExists(
+                    f"another operation already has idempotency key {record.idempotency_key!r}"
+                ) from exc
+
+        self._call(f"upsert operation {record.operation_id}", work)
+
+    def delete_operation(self, operation_id: str) -> None:
+        query = sql.SQL("DELETE FROM {} WHERE operation_id = %s").format(self._operations)
+        self._call(f"delete operation {operation_id}", lambda c: c.execute(query, (operation_id,)))
+
+    def get_operation(self, operation_id: str) -> OperationRecord | None:
+        query = sql.SQL("SELECT record FROM {} WHERE operation_id = %s").format(self._operations)
+        rows = self._fetch(f"get operation {operation_id}", query, (operation_id,))
+        return _load(OperationRecord, rows[0][0]) if rows else None
+
+    def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
+        if query.limit < 0:
+            raise InvalidInput(f"limit must not be negative, not {query.limit}")
+        if query.limit == 0:
+            return []
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        for column, value in (
+            ("user_id", query.user_id),
+            ("operation_type", query.operation_type),
+            ("idempotency_key", query.idempotency_key),
+        ):
+            if value is not None:
+                where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(str(value))
+        if query.status is not None:
+            # A literal, not a parameter: the planner picks the partial "failed" indexes only
+            # when it sees the value, and generic plans of prepared statements would not.
+            where.append(sql.SQL("status = {}").format(sql.Literal(str(query.status))))
+        if query.since is not None:
+            where.append(sql.SQL("created_at >= %s"))
+            params.append(_utc(query.since))
+        if query.until is not None:
+            where.append(sql.SQL("created_at < %s"))
+            params.append(_utc(query.until))
+        if query.before is not None:
+            where.append(sql.SQL("(created_at, operation_id) < (%s, %s)"))
+            params.extend((_utc(query.before[0]), query.before[1]))
+        params.append(query.limit)
+        statement = sql.SQL("SELECT record FROM {}").format(self._operations)
+        if where:
+            statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        statement += _NEWEST_OPERATIONS
+        rows = self._fetch("query history", statement, params)
+        return [_load(OperationRecord, row[0]) for row in rows]
+
+    def operation_ids(self) -> Iterator[str]:
+        # Keyset batches, each its own retried call: no connection is held while the caller
+        # iterates, and a lost connection costs one batch, not the walk.
+        query = sql.SQL(
+            "SELECT operation_id FROM {} WHERE operation_id > %s ORDER BY operation_id LIMIT %s"
+        ).format(self._operations)
+        after = ""  # sorts before every id in the "C" collation
+        while True:
+            rows = self._fetch("list operation ids", query, (after, _ID_BATCH))
+            yield from (row[0] for row in rows)
+            if len(rows) < _ID_BATCH:
+                return
+            after = rows[-1][0]
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def upsert_image(self, record: ImageRecord) -> None:
+        query = sql.SQL(
+            "INSERT INTO {} (user_id, image_id, status, created_at, record)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, image_id) DO UPDATE SET"
+            " status = excluded.status, created_at = excluded.created_at, record = excluded.record"
+        ).format(self._images)
+        params = (
+            record.user_id,
+            record.image_id,
+            str(record.status),
+            record.created_at,
+            record.model_dump_json(),
+        )
+        self._call(f"upsert image {record.image_id}", lambda c: c.execute(query, params))
+
+    def delete_image(self, user_id: str, image_id: str) -> None:
+        query = sql.SQL("DELETE FROM {} WHERE user_id = %s AND image_id = %s").format(self._images)
+        self._call(f"delete image {image_id}", lambda c: c.execute(query, (user_id, image_id)))
+
+    def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
+        query = sql.SQL("SELECT record FROM {} WHERE user_id = %s AND image_id = %s").format(
+            self._images
+        )
+        rows = self._fetch(f"get image {image_id}", query, (user_id, image_id))
+        return _load(ImageRecord, rows[0][0]) if rows else None
+
+    def list_images(
+        self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
+    ) -> tuple[list[ImageRecord], int]:
+        if offset < 0 or limit < 0:
+            raise InvalidInput(f"offset and limit must not be negative, not {offset}, {limit}")
+        match: sql.Composable = sql.SQL("user_id = %s")
+        params: list[Any] = [user_id]
+        if status is not None:
+            match = sql.SQL("user_id = %s AND status = %s")
+            params.append(str(status))
+        # Total and page in one round trip; the ARRAY keeps the page's order.
+        query = sql.SQL(
+            "SELECT (SELECT count(*) FROM {t} WHERE {m}), ARRAY(SELECT record FROM {t} WHERE {m}"
+            " ORDER BY created_at DESC, image_id DESC LIMIT %s OFFSET %s)"
+        ).format(t=self._images, m=match)
+        ((total, page),) = self._fetch(
+            f"list images of {user_id}", query, [*params, *params, limit, offset]
+        )
+        return [_load(ImageRecord, text) for text in page], int(total)
+
+    def image_ids(self) -> Iterator[tuple[str, str]]:
+        query = sql.SQL(
+            "SELECT user_id, image_id FROM {} WHERE (user_id, image_id) > (%s, %s)"
+            " ORDER BY user_id, image_id LIMIT %s"
+        ).format(self._images)
+        after = ("", "")
+        while True:
+            rows = self._fetch("list image ids", query, (*after, _ID_BATCH))
+            yield from ((row[0], row[1]) for row in rows)
+            if len(rows) < _ID_BATCH:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        query = sql.SQL("TRUNCATE {}, {}").format(self._operations, self._images)
+        self._call("clear the catalog", lambda c: c.execute(query))
+
+    def stats(self) -> CatalogStats:
+        by_pair = sql.SQL(
+            "SELECT operation_type, status, count(*) FROM {} GROUP BY operation_type, status"
+        ).format(self._operations)
+        images = sql.SQL("SELECT count(*) FROM {}").format(self._images)
+
+        def work(conn: _Connection) -> tuple[list[TupleRow], int]:
+            pairs = conn.execute(by_pair).fetchall()
+            count = conn.execute(images).fetchone()
+            return pairs, int(count[0]) if count else 0
+
+        pairs, image_count = self._call("catalog stats", work)
+        stats = CatalogStats(images=image_count)
+        for operation_type, status, count in pairs:
+            stats.operations += count
+            stats.by_type[operation_type] = stats.by_type.get(operation_type, 0) + count
+            stats.by_status[status] = stats.by_status.get(status, 0) + count
+        return stats
+
+    def close(self) -> None:
+        """Close the pool's connections; later calls raise ``BackendUnavailable``."""
+        if not self._closed:
+            self._closed = True
+            self._pool.close()

@@ -1,0 +1,110 @@
+"""psycopg errors -> genstore errors, and the retry loop for the transient ones.
+
+One table decides: connection trouble, server shutdowns and restarts, serialization failures,
+deadlocks, lock and statement timeouts and pool timeouts are retried with exponential backoff and
+full jitter until the call's deadline; everything else is translated at once. No psycopg error
+leaves this module untranslated.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from genstore.exceptions import (
+    AlreadyExists,
+    AuthError,
+    BackendUnavailable,
+    GenstoreError,
+    InvalidInput,
+)
+from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
+
+__all__ = ["is_transient", "retrying", "translate"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# SQLSTATE classes (first two characters) worth another attempt: 08 connection exception,
+# 40 transaction rollback (serialization failure, deadlock), 53 insufficient resources (too many
+# connections), 57 operator intervention (admin shutdown, statement timeout, cannot connect now),
+# 58 system error (I/O).
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_TRANSIENT_STATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
+# 22 data exception, 54 program limit exceeded (an index row too large): the value is at fault.
+_INPUT_CLASSES = frozenset({"22", "54"})
+
+_BASE_DELAY = 0.05
+_MAX_DELAY = 1.0
+
+
+def is_transient(exc: psycopg.Error) -> bool:
+    """Whether another attempt may succeed where ``exc`` failed."""
+    if isinstance(exc, PoolClosed):
+        return False
+    if isinstance(exc, PoolTimeout | TooManyRequests):
+        return True
+    state = exc.sqlstate
+    if state is None:
+        # Client-side failures (connection refused, reset, closed by the server) carry no state.
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+
+
+def translate(exc: psycopg.Error, what: str) -> GenstoreError:
+    """The genstore error for a psycopg error that retrying will not cure."""
+    state = exc.sqlstate or ""
+    detail = exc.diag.message_primary or str(exc)
+    if state == "23505":
+        return AlreadyExists(f"{what}: {detail}")
+    if isinstance(exc, psycopg.DataError) or state[:2] in _INPUT_CLASSES:
+        return InvalidInput(f"{what}: PostgreSQL refused a value: {detail}")
+    if state[:2] == "28":
+        return AuthError(f"{what}: PostgreSQL refused the credentials: {detail}")
+    if isinstance(exc, PoolClosed):
+        return BackendUnavailable(f"{what}: the PostgreSQL catalog is closed")
+    return BackendUnavailable(f"{what}: PostgreSQL error: {detail}")
+
+
+def _backoff(attempt: int) -> float:
+    # "Full jitter": many clients failing together spread their retries instead of stampeding.
+    return random.uniform(0.0, min(_MAX_DELAY, _BASE_DELAY * 2**attempt))
+
+
+def retrying(
+    attempt: Callable[[float], T],
+    *,
+    what: str,
+    deadline: float,
+    explain: Callable[[psycopg.Error], str] = str,
+) -> T:
+    """Call ``attempt(seconds_left)`` until it returns, retrying transient psycopg errors.
+
+    Raises ``BackendUnavailable`` once ``deadline`` seconds have passed (the message ends with
+    ``explain(last_error)``), or the translated error at once for a non-transient one.
+    ``attempt`` must be safe to repeat: every catalog statement is an idempotent upsert,
+    delete or read.
+    """
+    give_up_at = time.monotonic() + deadline
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return attempt(max(give_up_at - time.monotonic(), 0.01))
+        except psycopg.Error as exc:
+            if not is_transient(exc):
+                raise translate(exc, what) from exc
+            left = give_up_at - time.monotonic()
+            if left <= 0:
+                raise BackendUnavailable(
+                    f"{what}: PostgreSQL did not answer within {deadline:g} s "
+                    f"({tries} attempts): {explain(exc)}"
+                ) from exc
+            delay = min(left, _backoff(tries))
+            logger.debug("%s: transient PostgreSQL error, retry in %.3f s: %s", what, delay, exc)
+            time.sleep(delay)
