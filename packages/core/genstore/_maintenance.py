@@ -118,8 +118,12 @@ def _load_operation(store: Store, key: str) -> OperationRecord | None:
         return None
 
 
-def cleanup(store: Store, older_than: timedelta, *, dry_run: bool = False) -> CleanupReport:
-    """Delete operations created before now - ``older_than``, then unreferenced inputs."""
+def cleanup(
+    store: Store, older_than: timedelta, *, dry_run: bool = False,
+    grace: timedelta = timedelta(minutes=10),
+) -> CleanupReport:
+    """Delete operations created before now - ``older_than``, then inputs no record references
+    (those written in the last ``grace`` are kept: a save in flight writes inputs first)."""
     if not isinstance(older_than, timedelta) or older_than < timedelta(0):
         raise InvalidInput("older_than must be a non-negative timedelta")
     report = CleanupReport(dry_run=dry_run)
@@ -145,7 +149,7 @@ def cleanup(store: Store, older_than: timedelta, *, dry_run: bool = False) -> Cl
     else:
         referenced = _referenced_inputs(store)
     for info in store.blobs.list(_keys.INPUTS_PREFIX):
-        if info.key not in referenced and _old_enough(info.modified, older_than):
+        if info.key not in referenced and _old_enough(info.modified, grace):
             report.inputs += 1
             report.bytes += info.size
             if not dry_run:

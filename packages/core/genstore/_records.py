@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Generic, Literal, TypeVar
@@ -34,6 +35,24 @@ def _to_utc(value: datetime) -> datetime:
 
 UTCDateTime = Annotated[datetime, AfterValidator(_to_utc)]
 """A datetime normalised to UTC (naive values are taken as UTC)."""
+
+
+def _finite(value: JsonValue) -> JsonValue:
+    # JSON has no NaN or Infinity: accepting them would break the exact round-trip.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("JSON cannot hold NaN or Infinity")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+StrictJson = Annotated[JsonValue, AfterValidator(_finite)]
+"""Any JSON value, finite numbers only."""
 
 
 class OperationType(StrEnum):
@@ -110,7 +129,7 @@ class OperationRecord(_Record):
     """``failed`` when the caller passed an error, else ``succeeded``."""
     prompt: str | None = None
     """The prompt, as given."""
-    parameters: JsonValue = None
+    parameters: StrictJson = None
     """Every other parameter: any JSON, no length cap."""
     inputs: list[ArtifactRef] = Field(default_factory=list)
     """Input images, stored content-addressed."""
@@ -120,7 +139,7 @@ class OperationRecord(_Record):
     """The provider URL the result was downloaded from."""
     result_error: str | None = None
     """Why the result could not be stored (the record is saved all the same)."""
-    workflow_analysis: JsonValue = None
+    workflow_analysis: StrictJson = None
     """Workflow analysis data, if the caller had any."""
     error: str | None = None
     """The generation's error message, for failed operations."""
@@ -153,7 +172,7 @@ class ImageRecord(_Record):
     """Path of the PNG inside the backend."""
     status: ImageStatus = ImageStatus.GENERATED
     """Life-cycle status."""
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: dict[str, StrictJson] = Field(default_factory=dict)
     """The seed's generated_by, timestamp, width, height, steps, cfgScale, model, plus any extra."""
     size: int = Field(ge=0)
     """PNG size in bytes."""

@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from .plugin import BlobStore, Catalog, HistoryQuery
 
 if TYPE_CHECKING:
     from ._images import ImagesAPI
+    from ._maintenance import CleanupReport, ReindexReport, VerifyReport
     from ._recorder import Recorder
 
 __all__ = ["Store", "StoreOptions"]
@@ -431,20 +432,26 @@ class Store:
         return stats(self)
 
     def cleanup(
-        self, older_than: timedelta = timedelta(days=30), *, dry_run: bool = False
-    ) -> Any:
+        self,
+        older_than: timedelta = timedelta(days=30),
+        *,
+        dry_run: bool = False,
+        grace: timedelta = timedelta(minutes=10),
+    ) -> CleanupReport:
         """Delete operations older than ``older_than`` and inputs no record references."""
         from ._maintenance import cleanup
 
-        return cleanup(self, older_than, dry_run=dry_run)
+        return cleanup(self, older_than, dry_run=dry_run, grace=grace)
 
-    def reindex(self, progress: Any = None) -> Any:
+    def reindex(self, progress: Callable[[int], None] | None = None) -> ReindexReport:
         """Rebuild the catalog from the JSON records (the truth)."""
         from ._maintenance import reindex
 
         return reindex(self, progress=progress)
 
-    def verify(self, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)) -> Any:
+    def verify(
+        self, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)
+    ) -> VerifyReport:
         """Find orphans, unindexed and stale records (``fix`` repairs them)."""
         from ._maintenance import verify
 
