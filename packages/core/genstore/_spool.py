@@ -1,0 +1,457 @@
+"""The recorder's durable local spool: one directory per record, never half-written.
+
+    <spool>/rec-<ulid>/call.json            a complete record, waiting to be replayed
+    <spool>/rec-<ulid>/in-0.bin ...         its artefacts (bytes written beside the call)
+    <spool>/tmp-<pid>-<token>-<ulid>/       being written (a crash leaves it; it never replays)
+    <spool>/claimed-<pid>-<token>-<ulid>/   being replayed by the process (pid, token) right now
+    <spool>/bad-<ulid>/                     call.json unreadable: kept for a human, never replayed
+    <spool>/owners/<pid>-<token>.lock       held (flock) for as long as that spool owner lives
+
+A record is written into its ``tmp-`` folder (files fsynced, ``call.json`` through a temp file and
+``os.replace``) and renamed to ``rec-`` last, so a ``rec-`` folder is always complete. A replay
+claims a record by renaming it ``claimed-``: a rename succeeds for exactly one process. Claims and
+temp folders of owners whose lock is free again (the process died) are taken back or removed, so
+a SIGKILL never strands a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel
+
+from ._ids import new_ulid
+from .exceptions import InvalidInput
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: liveness falls back to the pid
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["SPOOL_FORMAT", "ClaimedRecord", "Spool", "SpoolStatus", "decode_call", "encode_call"]
+
+logger = logging.getLogger(__name__)
+
+SPOOL_FORMAT = 1
+"""Version of ``call.json``; a newer version is left alone for a newer genstore to replay."""
+
+_CHUNK = 1024 * 1024
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_SOURCE_LISTS = frozenset({"input_images"})
+_SOURCES = frozenset({"result"})
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStatus:
+    """What waits in a spool (``genstore spool status``)."""
+
+    path: Path
+    """The spool folder."""
+    count: int
+    """Records waiting to be replayed, including those being replayed right now."""
+    bytes: int
+    """Disk used by those records."""
+    oldest: datetime | None
+    """When the oldest waiting record was spooled (UTC), or None."""
+    claimed: int = 0
+    """Of ``count``, records a live process is replaying right now."""
+    bad: int = 0
+    """Records whose ``call.json`` could not be read; kept, never replayed."""
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def encode_call(
+    kwargs: Mapping[str, Any], folder: Path, *, owned: Collection[str] = (), fsync: bool = True
+) -> dict[str, Any]:
+    """Write ``kwargs``' sources into ``folder`` and return the JSON document describing the call.
+
+    Sources (``input_images`` items, ``result``) become files: bytes are written, owned paths moved
+    (copied across devices), other paths, file objects and PIL images copied. Datetimes become ISO
+    strings, pydantic models (``RequestInfo``) dicts, exceptions their message. Raises
+    ``InvalidInput`` for what could never be saved (a non-JSON value, a missing source file) and
+    ``OSError`` when the spool's own disk fails.
+    """
+    plain: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    types: dict[str, str] = {}
+    moved: dict[str, str] = {}
+    for name, value in kwargs.items():
+        if name in _SOURCE_LISTS and value is not None:
+            files[name] = [
+                _write_source(item, folder, f"in-{i}", owned, moved, fsync)
+                for i, item in enumerate(value)
+            ]
+        elif name in _SOURCES and value is not None:
+            files[name] = _write_source(value, folder, name, owned, moved, fsync)
+        elif isinstance(value, datetime):
+            plain[name], types[name] = value.isoformat(), "datetime"
+        elif isinstance(value, BaseModel):
+            plain[name] = value.model_dump(mode="json")
+        elif isinstance(value, BaseException):
+            plain[name] = str(value) or type(value).__name__
+        else:
+            plain[name] = value
+    doc = {"format": SPOOL_FORMAT, "kwargs": plain, "files": files, "types": types}
+    try:
+        json.dumps(doc)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the call cannot be written as JSON: {exc}") from exc
+    return doc
+
+
+def decode_call(doc: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """The keyword arguments ``doc`` describes, with sources as paths of files in ``folder``."""
+    if doc.get("format") != SPOOL_FORMAT:
+        raise ValueError(f"unknown spool format {doc.get('format')!r}")
+    kwargs = dict(doc["kwargs"])
+    for name, kind in doc.get("types", {}).items():
+        if kind != "datetime":
+            raise ValueError(f"unknown spooled type {kind!r}")
+        kwargs[name] = datetime.fromisoformat(kwargs[name])
+    for name, stored in doc.get("files", {}).items():
+        if isinstance(stored, list):
+            kwargs[name] = [str(_inside(folder, f)) for f in stored]
+        else:
+            kwargs[name] = str(_inside(folder, stored))
+    return kwargs
+
+
+def _inside(folder: Path, name: object) -> Path:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name[0] == ".":
+        raise ValueError(f"bad spooled file name {name!r}")
+    return folder / name
+
+
+def _write_source(
+    source: Any, folder: Path, stem: str, owned: Collection[str], moved: dict[str, str], fsync: bool
+) -> str:
+    target = folder / f"{stem}.bin"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        with open(target, "xb") as out:
+            out.write(source)
+            _sync(out, fsync)
+        return target.name
+    if isinstance(source, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(source))
+        if path in moved:  # the same file given twice: one copy
+            return moved[path]
+        if not os.path.isfile(path):
+            raise InvalidInput(f"source file {path[:200]!r} does not exist or is not a file")
+        if path in owned:
+            _move(path, target, fsync)
+        else:
+            _copy_path(path, target, fsync)
+        moved[path] = target.name
+        return target.name
+    if _is_pil_image(source):
+        with open(target, "xb") as out:
+            try:  # as the store would encode it: its own format, else PNG
+                source.save(out, format=source.format or "PNG")
+            except (OSError, ValueError, KeyError):
+                out.seek(0)
+                out.truncate()
+                source.save(out, format="PNG")
+            _sync(out, fsync)
+        return target.name
+    if hasattr(source, "read"):
+        with open(target, "xb") as out:
+            _copy_stream(source, out)
+            _sync(out, fsync)
+        return target.name
+    raise InvalidInput(f"a source must be bytes, a path, a file or a PIL image, not {type(source)}")
+
+
+def _move(path: str, target: Path, fsync: bool) -> None:
+    try:
+        os.rename(path, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_path(path, target, fsync)  # the original is deleted by the caller once committed
+        return
+    if fsync:
+        with open(target, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _copy_path(path: str, target: Path, fsync: bool) -> None:
+    with open(path, "rb") as src, open(target, "xb") as out:
+        _copy_stream(src, out)
+        _sync(out, fsync)
+
+
+def _copy_stream(src: IO[bytes] | Any, out: IO[bytes]) -> None:
+    while True:
+        chunk = src.read(_CHUNK)
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            raise InvalidInput("a source file was opened in text mode; open it with 'rb'")
+        out.write(chunk)
+
+
+def _sync(f: IO[bytes], fsync: bool) -> None:
+    f.flush()
+    if fsync:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path, fsync: bool) -> None:
+    if not fsync or os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_pil_image(obj: object) -> bool:
+    return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in type(obj).__mro__)
+
+
+def _ulid_time(ulid: str) -> datetime | None:
+    value = 0
+    for char in ulid[:10]:
+        index = _CROCKFORD.find(char)
+        if index < 0:
+            return None
+        value = value * 32 + index
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+# -- the spool ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ClaimedRecord:
+    """A record this process is replaying: ``done()`` when saved, ``release()`` to retry later."""
+
+    ulid: str
+    path: Path
+    kwargs: dict[str, Any]
+    _spool: Spool
+
+    def done(self) -> None:
+        """Delete the record: it is saved (or can never be)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def release(self) -> None:
+        """Put the record back for a later replay."""
+        os.rename(self.path, self._spool.path / f"rec-{self.ulid}")
+
+
+class Spool:
+    """One spool folder, as seen by one owner (a recorder). Thread-safe: names never collide."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.pid = os.getpid()
+        self.token = secrets.token_hex(4)
+        self._lock_fd: int | None = None
+
+    @property
+    def owner(self) -> str:
+        """This owner's ``<pid>-<token>``, as in its ``claimed-`` and ``tmp-`` folder names."""
+        return f"{self.pid}-{self.token}"
+
+    def open(self) -> None:
+        """Create the folders and take this owner's liveness lock (idempotent)."""
+        if self._lock_fd is not None:
+            return
+        (self.path / "owners").mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            return
+        final = self.path / "owners" / f"{self.owner}.lock"
+        temp = final.with_suffix(".new")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            # Locked before it is visible under its final name: nobody can see it free and live.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(temp, final)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the liveness lock (claims still held become free for others to take back)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path / "owners" / f"{self.owner}.lock")
+            os.close(fd)
+
+    def forget_lock_after_fork(self) -> None:
+        """In a forked child: drop the parent's lock without unlocking it (the parent keeps it)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- writing --
+
+    def write(self, kwargs: Mapping[str, Any], *, owned: Collection[str] = ()) -> str:
+        """Spool one call; return its ulid. ``owned`` paths are moved in (or deleted if unused).
+
+        ``InvalidInput``: the call could never be saved (nothing is spooled, owned files are
+        deleted). ``OSError``: the spool's disk failed.
+        """
+        self.open()
+        owned_abs = {os.path.abspath(os.fspath(p)) for p in owned}
+        _, ulid = new_ulid()
+        temp = self.path / f"tmp-{self.owner}-{ulid}"
+        temp.mkdir()
+        try:
+            doc = encode_call(kwargs, temp, owned=owned_abs, fsync=self.fsync)
+            doc["spooled_at"] = datetime.now(UTC).isoformat()
+            _write_json(temp / "call.json", doc, self.fsync)
+            _fsync_dir(temp, self.fsync)
+            os.rename(temp, self.path / f"rec-{ulid}")
+            _fsync_dir(self.path, self.fsync)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        finally:
+            for path in owned_abs:  # moved ones are gone already; copies and unused ones go now
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        return ulid
+
+    # -- reading and replaying --
+
+    def waiting(self) -> list[str]:
+        """Ulids of the records waiting, oldest first."""
+        return sorted(name[4:] for name in self._names() if name.startswith("rec-"))
+
+    def claim(self, ulid: str) -> ClaimedRecord | None:
+        """Take ``ulid`` for replay; None if another owner took it first or it cannot be read."""
+        self.open()
+        source = self.path / f"rec-{ulid}"
+        target = self.path / f"claimed-{self.owner}-{ulid}"
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:
+            return None
+        try:
+            with open(target / "call.json", "rb") as f:
+                doc = json.load(f)
+            version = doc.get("format") if isinstance(doc, dict) else None
+            if isinstance(version, int) and version > SPOOL_FORMAT:
+                os.rename(target, source)
+                logger.warning("spooled record %s is from a newer genstore: left alone", ulid)
+                return None
+            kwargs = decode_call(doc, target)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            os.rename(target, self.path / f"bad-{ulid}")
+            logger.error("spooled record %s is unreadable (%s): moved to bad-%s", ulid, exc, ulid)
+            return None
+        return ClaimedRecord(ulid, target, kwargs, self)
+
+    def recover(self) -> int:
+        """Take back claims and remove temp folders of owners that died; return records freed."""
+        if not self.path.is_dir():
+            return 0
+        freed = 0
+        for name in self._names():
+            kind, _, rest = name.partition("-")
+            if kind not in ("claimed", "tmp"):
+                continue
+            pid, _, rest = rest.partition("-")
+            token, _, ulid = rest.partition("-")
+            if not ulid or self._alive(pid, token):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if kind == "claimed":
+                    os.rename(self.path / name, self.path / f"rec-{ulid}")
+                    freed += 1
+                    logger.info("took back spooled record %s from dead owner %s", ulid, pid)
+                else:
+                    shutil.rmtree(self.path / name)
+        return freed
+
+    def status(self) -> SpoolStatus:
+        """Counts, disk use and age of what is waiting."""
+        count = claimed = bad = size = 0
+        oldest: datetime | None = None
+        for name in self._names():
+            kind, _, rest = name.partition("-")
+            if kind == "bad":
+                bad += 1
+                continue
+            if kind not in ("rec", "claimed"):
+                continue
+            count += 1
+            claimed += kind == "claimed"
+            when = _ulid_time(rest.rsplit("-", 1)[-1])
+            if when is not None and (oldest is None or when < oldest):
+                oldest = when
+            size += sum(f.stat().st_size for f in _files(self.path / name))
+        return SpoolStatus(self.path, count, size, oldest, claimed, bad)
+
+    def _names(self) -> list[str]:
+        try:
+            return os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+
+    def _alive(self, pid: str, token: str) -> bool:
+        if pid == str(self.pid) and token == self.token:
+            return True
+        if fcntl is None:  # pragma: no cover
+            return _pid_alive(pid)
+        lock = self.path / "owners" / f"{pid}-{token}.lock"
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases the lock if we got it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        return False
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    with contextlib.suppress(FileNotFoundError):
+        for entry in folder.iterdir():
+            if entry.is_file():
+                yield entry
+
+
+def _write_json(path: Path, doc: Mapping[str, Any], fsync: bool) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=True)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+    os.replace(temp, path)
+
+
+def _pid_alive(pid: str) -> bool:  # pragma: no cover - only without fcntl
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except OSError:
+        return True
+    return True
