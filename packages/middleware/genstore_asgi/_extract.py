@@ -1,0 +1,129 @@
+"""Reading a generation route's JSON answer: its result URL, or its error message if it failed."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "RESULT_FIELDS",
+    "ResultExtractor",
+    "decode_data_url",
+    "default_result_extractor",
+    "error_message",
+    "resolve_url",
+]
+
+ResultExtractor = Callable[[Any], "str | None"]
+"""Given a route's parsed JSON response, the result URL to store (or None)."""
+
+RESULT_FIELDS = (
+    "resultUrl",
+    "result_url",
+    "url",
+    "image_url",
+    "imageUrl",
+    "video_url",
+    "videoUrl",
+    "output",
+    "images",
+)
+"""The fields the default extractor looks at, in order (``images`` and ``output`` may be lists)."""
+
+_NESTED = ("result", "data")
+_ERROR_FIELDS = ("error", "message", "detail")
+_MAX_ERROR = 2000
+
+
+def _first_url(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value if _looks_like_url(value) else None
+    if isinstance(value, list) and value:
+        return _first_url(value[0])
+    if isinstance(value, dict):
+        for name in ("url", "image_url", "imageUrl", "resultUrl", "result_url"):
+            found = _first_url(value.get(name))
+            if found:
+                return found
+    return None
+
+
+def _looks_like_url(value: str) -> bool:
+    return value.startswith(("http://", "https://", "/", "data:")) and not value.startswith("//")
+
+
+def default_result_extractor(body: Any) -> str | None:
+    """The first URL among ``RESULT_FIELDS`` (then inside ``result`` / ``data``), or None.
+
+    URLs may be absolute (http, https), relative to the service (``/files/x.png``) or ``data:``.
+    """
+    if isinstance(body, list):
+        return _first_url(body)
+    if not isinstance(body, dict):
+        return None
+    for name in RESULT_FIELDS:
+        found = _first_url(body.get(name))
+        if found:
+            return found
+    for name in _NESTED:
+        nested = body.get(name)
+        if isinstance(nested, dict):
+            for field in RESULT_FIELDS:
+                found = _first_url(nested.get(field))
+                if found:
+                    return found
+    return None
+
+
+def resolve_url(value: str, base_url: str) -> str | None:
+    """An absolute http(s) URL for ``value`` (relative paths joined to ``base_url``), else None."""
+    if value.startswith(("http://", "https://")):
+        return value
+    if value.startswith("/") and not value.startswith("//"):
+        return base_url.rstrip("/") + value
+    return None
+
+
+def decode_data_url(value: str) -> tuple[bytes, str] | None:
+    """The bytes and media type of a ``data:`` URL, or None if it is not a valid one."""
+    if not value.startswith("data:"):
+        return None
+    header, sep, payload = value[5:].partition(",")
+    if not sep:
+        return None
+    media_type, _, options = header.partition(";")
+    try:
+        if options.split(";")[-1].strip().lower() == "base64":
+            data = base64.b64decode(payload, validate=False)
+        else:
+            data = unquote_to_bytes(payload)
+    except (binascii.Error, ValueError):
+        return None
+    return data, (media_type.strip().lower() or "application/octet-stream")
+
+
+def error_message(body: bytes, content_type: str, status_code: int) -> str:
+    """The message of a failed response: its ``error``/``message``/``detail`` field, or its text."""
+    text = body.decode("utf-8", "replace").strip()
+    if "json" in content_type:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for name in _ERROR_FIELDS:
+                value = parsed.get(name)
+                if isinstance(value, dict):  # {"error": {"message": ...}}, as OpenAI-style APIs
+                    value = value.get("message", value)
+                if value not in (None, "", [], {}):
+                    message = value if isinstance(value, str) else json.dumps(value)
+                    return _clip(message)
+    return _clip(text) if text else f"HTTP {status_code}"
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= _MAX_ERROR else message[: _MAX_ERROR - 1] + "…"

@@ -1,0 +1,279 @@
+"""``RecordingMiddleware``: record an ASGI app's generation routes without touching their code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import TypeAlias
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._capture import BodyTee
+from ._exchange import Exchange, RecordOptions, media_type_of
+from ._extract import ResultExtractor, default_result_extractor
+from ._handoff import Handoff, StoreLike
+from ._parse import ParseLimits
+from ._redact import Redact, Redactor
+from ._routes import RouteMatcher, Routes
+
+__all__ = ["RecordingMiddleware", "UserId"]
+
+logger = logging.getLogger(__name__)
+
+UserId: TypeAlias = str | Callable[[Scope], str | None] | None
+"""A fixed user id, or a callable given the ASGI scope (after the response) returning one."""
+
+_MiB = 1024 * 1024
+_ERROR_TEXT_LIMIT = 64 * 1024
+
+
+class RecordingMiddleware:
+    """Records the requests of ``routes`` as genstore operations, after their response is sent.
+
+    ``routes``: ``{path or glob: operation type}`` or a callable(scope) -> operation type | None.
+    ``store``: where records go (``genstore.default_store()`` if None); never closed by this class.
+    ``user_id``: a string, or a callable(scope) -> user id | None.
+    ``prompt_field``: the request field holding the prompt; other fields become ``parameters``.
+    ``result_extractor``: callable(parsed JSON response) -> result URL | None.
+    ``redact``: more field names to drop (credential-like names always are), or a predicate.
+    ``max_body_in_memory``: bodies beyond this are spooled to disk while they stream.
+    ``max_body``: bodies beyond this are not recorded (the request is, without them).
+    ``record_methods``: the HTTP methods recorded on matching routes.
+
+    Everything else — non-HTTP scopes, other methods, unmatched paths — is passed straight to the
+    app with the original ``receive`` and ``send``. On ``lifespan.shutdown`` the pending records are
+    drained into the recorder and flushed (up to ``shutdown_timeout`` seconds).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        store: StoreLike | None = None,
+        routes: Routes,
+        user_id: UserId = None,
+        prompt_field: str = "prompt",
+        result_extractor: ResultExtractor | None = None,
+        redact: Redact = (),
+        max_body_in_memory: int = _MiB,
+        max_body: int | None = 1024 * _MiB,
+        max_document: int = 32 * _MiB,
+        record_methods: Iterable[str] = ("POST",),
+        spool_dir: str | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.matcher = RouteMatcher(routes)
+        self.user_id = user_id
+        self.record_methods = frozenset(method.upper() for method in record_methods)
+        self.max_body_in_memory = max_body_in_memory
+        self.max_body = max_body
+        self.max_document = max_document
+        self.spool_dir = spool_dir
+        self.shutdown_timeout = shutdown_timeout
+        options = RecordOptions(
+            prompt_field=prompt_field,
+            redactor=Redactor(redact),
+            result_extractor=result_extractor or default_result_extractor,
+            limits=ParseLimits(max_body_in_memory, max_document, spool_dir),
+        )
+        self.handoff = Handoff(store, options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, self._lifespan_receive(receive), send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        operation_type = None
+        if scope["method"] in self.record_methods:
+            try:
+                operation_type = self.matcher.match(scope)
+            except Exception:
+                logger.exception("genstore: the routes callable raised; not recording this request")
+        if operation_type is None:
+            await self.app(scope, receive, send)
+            return
+        await RecordingResponder(self, operation_type)(scope, receive, send)
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def receive_lifespan() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.drain()
+            return message
+
+        return receive_lifespan
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every finished request reached the store's recorder and the recorder saved
+        or spooled it; False if ``timeout`` (default ``shutdown_timeout``) seconds ran out."""
+        limit = self.shutdown_timeout if timeout is None else timeout
+        done = self.handoff.drain(limit)
+        if not done:
+            logger.warning("genstore: records still pending after %.1fs", limit)
+        return done
+
+    async def drain(self) -> bool:
+        """``flush`` for async code (runs in a worker thread): what ``lifespan.shutdown`` calls."""
+        return await anyio.to_thread.run_sync(self.flush)
+
+
+class RecordingResponder:
+    """One recorded request: tees its body and its response, then hands them over once sent."""
+
+    __slots__ = (
+        "app",
+        "disconnected",
+        "middleware",
+        "operation_type",
+        "receive",
+        "request_tee",
+        "response_tee",
+        "response_type",
+        "scope",
+        "send",
+        "started",
+        "status_code",
+        "submitted",
+        "trailers",
+    )
+
+    def __init__(self, middleware: RecordingMiddleware, operation_type: str) -> None:
+        self.middleware = middleware
+        self.app = middleware.app
+        self.operation_type = operation_type
+        self.request_tee = BodyTee(
+            max_in_memory=middleware.max_body_in_memory,
+            max_body=middleware.max_body,
+            spool_dir=middleware.spool_dir,
+        )
+        self.response_tee: BodyTee | None = None
+        self.response_type = ""
+        self.status_code: int | None = None
+        self.trailers = False
+        self.disconnected = False
+        self.submitted = False
+        self.started = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.started = perf_counter()
+        try:
+            await self.app(scope, self.receive_with_tee, self.send_with_tee)
+        except BaseException as exc:
+            if not self.submitted:
+                self.finish(str(exc) or type(exc).__name__)
+            raise
+        if not self.submitted:
+            self.finish(
+                "the client disconnected before the response was sent"
+                if self.disconnected
+                else "the application returned without completing the response"
+            )
+
+    async def receive_with_tee(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            if not self.submitted:
+                more_body = message.get("more_body", False)
+                self.request_tee.feed(message.get("body", b""), more=more_body)
+        elif message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
+
+    async def send_with_tee(self, message: Message) -> None:
+        message_type = message["type"]
+        if message_type == "http.response.start":
+            self.status_code = message["status"]
+            self.trailers = message.get("trailers", False)
+            self.response_type = media_type_of(message.get("headers", ()))
+            self.response_tee = self._response_tee()
+        elif message_type == "http.response.body":
+            more_body = message.get("more_body", False)
+            if self.response_tee is not None:
+                self.response_tee.feed(message.get("body", b""), more=more_body)
+            if not more_body and not self.trailers:
+                await self.send(message)
+                self.finish()
+                return
+        elif message_type == "http.response.trailers":
+            if not message.get("more_trailers", False):
+                await self.send(message)
+                self.finish()
+                return
+        elif message_type == "http.response.pathsend":
+            await self.send(message)
+            self.finish()
+            return
+        await self.send(message)
+
+    def _response_tee(self) -> BodyTee | None:
+        kind = self.response_type
+        middleware = self.middleware
+        if self.status_code is not None and self.status_code >= 400:
+            limit = middleware.max_document if "json" in kind else _ERROR_TEXT_LIMIT
+            return BodyTee(max_in_memory=limit, max_body=limit, spool_dir=None)
+        if kind.startswith(("image/", "video/")):
+            return BodyTee(
+                max_in_memory=middleware.max_body_in_memory,
+                max_body=middleware.max_body,
+                spool_dir=middleware.spool_dir,
+            )
+        if kind == "application/json" or kind.endswith("+json"):
+            return BodyTee(
+                max_in_memory=middleware.max_body_in_memory,
+                max_body=middleware.max_document,
+                spool_dir=middleware.spool_dir,
+            )
+        return None
+
+    def finish(self, error: str | None = None) -> None:
+        """Hand the exchange over (once); never raises into the app."""
+        if self.submitted:
+            return
+        self.submitted = True
+        duration_ms = (perf_counter() - self.started) * 1000.0
+        scope = self.scope
+        try:
+            exchange = Exchange(
+                operation_type=self.operation_type,
+                method=scope["method"],
+                path=scope["path"],
+                scheme=scope.get("scheme", "http"),
+                server=scope.get("server"),
+                root_path=scope.get("root_path", ""),
+                query_string=scope.get("query_string", b""),
+                request_headers=scope.get("headers", ()),
+                request_body=self.request_tee.finish(),
+                created_at=datetime.now(UTC),
+                status_code=self.status_code,
+                response_type=self.response_type,
+                response_body=self.response_tee.finish() if self.response_tee else None,
+                error=error,
+                duration_ms=duration_ms,
+                user_id=self._user_id(scope),
+            )
+            self.middleware.handoff.submit(exchange)
+        except Exception:
+            logger.exception("genstore: could not record a request to %s", scope.get("path"))
+            self.request_tee.discard()
+            if self.response_tee is not None:
+                self.response_tee.discard()
+
+    def _user_id(self, scope: Scope) -> str | None:
+        user_id = self.middleware.user_id
+        if user_id is None or isinstance(user_id, str):
+            return user_id
+        try:
+            value = user_id(scope)
+        except Exception:
+            logger.exception("genstore: the user_id callable raised; recording without a user")
+            return None
+        return None if value is None else str(value)
