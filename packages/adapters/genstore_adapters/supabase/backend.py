@@ -1,0 +1,326 @@
+"""``supabase://<bucket>[/prefix]``: blobs in a Supabase Storage bucket, through storage3.
+
+Options (``?name=value``): ``public`` (``true`` makes a created bucket public and ``url_for``
+answer public URLs; default private, signed URLs), ``timeout`` (seconds per request, default 30),
+``deadline`` (seconds one call may spend retrying, default 15).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import IO, Any
+from urllib.parse import quote
+
+from genstore.exceptions import AlreadyExists, ConfigurationError, InvalidInput, NotFound
+from genstore.plugin import BlobInfo, BlobStore, StoreURL
+
+from ._connection import Settings, SupabaseConnection
+from ._retry import RetryPolicy
+from ._stream import MEMORY_LIMIT, StreamingReader, spool
+
+__all__ = ["SupabaseBlobStore", "open_backend"]
+
+logger = logging.getLogger(__name__)
+
+_PLACEHOLDER = ".emptyFolderPlaceholder"
+"""What the Supabase dashboard writes to keep an empty folder: not a blob."""
+_KNOWN_OPTIONS = frozenset({"public", "timeout", "deadline", "catalog"})
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"option {name}={value!r}: expected true or false")
+
+
+def _seconds(options: dict[str, str], name: str, default: float) -> float:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigurationError(f"option {name}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or any(part in ("", ".", "..") for part in parts) or "\x00" in key:
+        raise InvalidInput(f"blob key {key[:80]!r} is not a relative path of non-empty segments")
+    return key
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class SupabaseBlobStore(BlobStore):
+    """Blobs in one Supabase Storage bucket, optionally under a prefix.
+
+    Every write is one upload request (atomic on the server). Errors are translated through
+    ``_errors``; 5xx, timeouts and dropped connections are retried within ``deadline``.
+    """
+
+    default_catalog = "supabase"
+    list_page_size = 100
+    """Entries per list request (the Storage API's default page)."""
+    memory_limit = MEMORY_LIMIT
+    """Uploads larger than this are spooled to a temporary file instead of memory."""
+
+    def __init__(
+        self,
+        connection: SupabaseConnection,
+        bucket: str,
+        prefix: str = "",
+        *,
+        public: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.connection = connection
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.public = public
+        self.retry = retry or RetryPolicy()
+        self.url = f"supabase://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        self._files: Any = connection.storage.from_(bucket)
+        self._closed = False
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if missing (private unless ``public``); adopt an existing one's."""
+        storage = self.connection.storage
+        try:
+            bucket = self.retry.call(
+                lambda: storage.get_bucket(self.bucket), what=f"get bucket {self.bucket!r}"
+            )
+        except NotFound:
+            try:
+                self.retry.call(
+                    lambda: storage.create_bucket(self.bucket, options={"public": self.public}),
+                    what=f"create bucket {self.bucket!r}",
+                )
+                logger.info("created %s Supabase bucket %r", self._kind(), self.bucket)
+            except AlreadyExists:  # another process created it first
+                pass
+            return
+        if bool(bucket.public) != self.public:
+            logger.warning(
+                "Supabase bucket %r exists and is %s; using it as such (URL asked for %s)",
+                self.bucket,
+                "public" if bucket.public else "private",
+                self._kind(),
+            )
+            self.public = bool(bucket.public)
+
+    def _kind(self) -> str:
+        return "public" if self.public else "private"
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _what(self, action: str, key: str) -> str:
+        return f"{action} {self.url}/{key}"
+
+    # -- BlobStore ---------------------------------------------------------------------------
+
+    def write(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        exclusive: bool = False,
+    ) -> int:
+        path = self._path(key)
+        what = self._what("write", key)
+        options = {
+            "content-type": content_type,
+            "cache-control": "3600",
+            "x-upsert": "false" if exclusive else "true",
+        }
+        attempts = 0
+        with spool(chunks, memory_limit=self.memory_limit) as payload:
+
+            def upload() -> None:
+                nonlocal attempts
+                attempts += 1
+                self._files.upload(path, payload.data, options)
+
+            try:
+                self.retry.call(upload, what=what, upsert=not exclusive)
+            except AlreadyExists:
+                # A reply lost after the server stored our upload makes the retry find it taken:
+                # the same bytes there (Supabase's etag is their MD5) mean the write succeeded.
+                if attempts > 1 and self._etag(path, what) == payload.md5:
+                    return payload.size
+                raise
+            return payload.size
+
+    def _info(self, path: str, what: str) -> dict[str, Any]:
+        info: dict[str, Any] = self.retry.call(lambda: self._files.info(path), what=what)
+        return info
+
+    def _etag(self, path: str, what: str) -> str | None:
+        try:
+            etag = self._info(path, what).get("etag")
+        except NotFound:
+            return None
+        return etag.strip('"') if isinstance(etag, str) else None
+
+    def open(self, key: str) -> IO[bytes]:
+        import io
+
+        path = self._path(key)
+        what = self._what("read", key)
+        http = self.connection.http
+        url = (
+            f"{self.connection.settings.storage_url}object/{quote(self.bucket, safe='')}/"
+            + "/".join(quote(part, safe="") for part in path.split("/"))
+        )
+
+        def request() -> Any:
+            response = http.send(
+                http.build_request("GET", url, headers=self.connection.settings.auth_headers),
+                stream=True,
+            )
+            if response.status_code >= 400:
+                body = response.read()
+                response.close()
+                raise _storage_error(response.status_code, body)
+            return response
+
+        response = self.retry.call(request, what=what)
+        return io.BufferedReader(StreamingReader(response, what=what), buffer_size=64 * 1024)
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            self._info(path, self._what("stat", key))
+        except NotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        # Removing a missing object answers 200 [] on Supabase: nothing to special-case.
+        self.retry.call(lambda: self._files.remove([path]), what=self._what("delete", key))
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        folder, _, start = prefix.rpartition("/")
+        if folder:
+            _check_key(folder)
+        base = f"{folder}/" if folder else ""
+        yield from self._walk(base, first_level_filter=start)
+
+    def _walk(self, base: str, *, first_level_filter: str) -> Iterator[BlobInfo]:
+        """Depth-first over folders (entries whose ``id`` is null), paging each folder."""
+        stack: builtins.list[tuple[str, str]] = [(base, first_level_filter)]
+        while stack:
+            folder, name_filter = stack.pop()
+            subfolders: builtins.list[str] = []
+            for entry in self._list_folder(folder):
+                name = entry.get("name")
+                if not isinstance(name, str) or not name.startswith(name_filter):
+                    continue
+                if entry.get("id") is None:
+                    subfolders.append(f"{folder}{name}/")
+                elif name != _PLACEHOLDER:
+                    metadata = entry.get("metadata") or {}
+                    size = metadata.get("size", metadata.get("contentLength", 0))
+                    modified = _parse_time(entry.get("updated_at") or metadata.get("lastModified"))
+                    yield BlobInfo(f"{folder}{name}", int(size or 0), modified)
+            stack.extend((sub, "") for sub in reversed(subfolders))
+
+    def _list_folder(self, folder: str) -> Iterator[dict[str, Any]]:
+        remote = f"{self.prefix}/{folder}" if self.prefix else folder
+        remote = remote.rstrip("/")
+        offset = 0
+        while True:
+            options = {
+                "limit": self.list_page_size,
+                "offset": offset,
+                "sortBy": {"column": "name", "order": "asc"},
+            }
+            page: builtins.list[dict[str, Any]] = self.retry.call(
+                lambda: self._files.list(remote, options),  # noqa: B023 - called at once
+                what=f"list {self.url}/{folder}",
+            )
+            yield from page
+            if len(page) < self.list_page_size:
+                return
+            offset += len(page)
+
+    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+        path = self._path(key)
+        if self.public:
+            url: str = self._files.get_public_url(path)
+            return url
+        signed = self.retry.call(
+            lambda: self._files.create_signed_url(path, int(expires)),
+            what=self._what("sign", key),
+        )
+        result: str | None = signed.get("signedURL") or signed.get("signedUrl")
+        return result
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.connection.release()
+
+
+def _storage_error(status: int, body: bytes) -> Exception:
+    """The ``StorageApiError`` storage3 would raise for this error response."""
+    import json
+
+    from storage3.exceptions import StorageApiError
+
+    try:
+        parsed = json.loads(body)
+        return StorageApiError(parsed["message"], parsed["error"], parsed["statusCode"])
+    except (ValueError, KeyError, TypeError):
+        text = body[:200].decode("utf-8", "replace")
+        return StorageApiError(f"Unable to parse error message: {text}", "InternalError", status)
+
+
+def open_backend(url: StoreURL) -> SupabaseBlobStore:
+    """Open ``supabase://<bucket>[/prefix]`` (the ``genstore_open_backend`` hook's work)."""
+    bucket, _, prefix = url.location.strip("/").partition("/")
+    if not bucket:
+        raise ConfigurationError(
+            f"{url.without_options()!r}: give a bucket, as in supabase://<bucket>[/prefix]"
+        )
+    unknown = sorted(set(url.options) - _KNOWN_OPTIONS)
+    if unknown:
+        logger.warning("supabase backend: ignoring unknown option(s) %s", ", ".join(unknown))
+    public = _flag(url.options.get("public", ""), "public")
+    timeout = _seconds(url.options, "timeout", 30.0)
+    deadline = _seconds(url.options, "deadline", 15.0)
+    settings = Settings.from_env(need_api=False)
+    connection = SupabaseConnection(settings, timeout=timeout)
+    store = SupabaseBlobStore(
+        connection, bucket, prefix, public=public, retry=RetryPolicy(deadline=deadline)
+    )
+    try:
+        store.ensure_bucket()
+    except BaseException:
+        store.close()
+        raise
+    return store
