@@ -5,7 +5,6 @@
     store.history(user_id="user_1").items
 """
 
-from __future__ import annotations
 
 from ._records import (
     SCHEMA_VERSION,

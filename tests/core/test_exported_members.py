@@ -1,0 +1,13 @@
+"""The public API is exactly what genstore.__all__ names (a change here is an API change)."""
+
+from __future__ import annotations
+
+import genstore
+
+
+def test_exported_members() -> None:
+    exported = {name for name in dir(genstore) if not name.startswith("_")}
+    # Submodules that become attributes on import are not part of __all__.
+    modules = {"exceptions", "hookspecs", "plugin", "cli"}
+    assert exported - modules == set(genstore.__all__)
+    assert list(genstore.__all__) == sorted(genstore.__all__)
