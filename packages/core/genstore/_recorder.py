@@ -80,9 +80,10 @@ def default_spool_dir(store: Store) -> Path:
     The per-store folder keeps two stores that share one spool root from replaying each other's
     records.
     """
-    root = getattr(store.blobs, "root", None)
-    if isinstance(root, Path):
-        return root / ".spool"
+    for attribute in ("root", "path"):  # local stores expose their folder as a pathlib.Path
+        root = getattr(store.blobs, attribute, None)
+        if isinstance(root, Path):
+            return root / ".spool"
     url = str(getattr(store.blobs, "url", "") or repr(store))
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     env = os.environ.get("GENSTORE_SPOOL_DIR")
