@@ -145,12 +145,20 @@ class PostgresCatalog(Catalog):
 
         def attempt(seconds_left: float) -> T:
             with self._pool.connection(timeout=seconds_left) as conn:
-                if not self._ready:
-                    with self._ready_lock:
-                        if not self._ready:
-                            ensure_schema(conn, self.settings.schema)
-                            self._ready = True
-                return work(conn)
+                try:
+                    if not self._ready:
+                        with self._ready_lock:
+                            if not self._ready:
+                                ensure_schema(conn, self.settings.schema)
+                                self._ready = True
+                    return work(conn)
+                except psycopg.OperationalError:
+                    if conn.broken:
+                        # The server dropped this connection (restart, pg_terminate_backend): the
+                        # idle ones are likely dead too, so test them now rather than spend one
+                        # failed attempt on each.
+                        self._pool.check()
+                    raise
 
         return retrying(attempt, what=what, deadline=self.settings.deadline, explain=self._explain)
 

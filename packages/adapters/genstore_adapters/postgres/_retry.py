@@ -73,7 +73,7 @@ def translate(exc: psycopg.Error, what: str) -> GenstoreError:
 
 def _backoff(attempt: int) -> float:
     # "Full jitter": many clients failing together spread their retries instead of stampeding.
-    return random.uniform(0.0, min(_MAX_DELAY, _BASE_DELAY * 2**attempt))
+    return random.uniform(0.0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
 
 
 def retrying(
