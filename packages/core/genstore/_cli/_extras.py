@@ -1,0 +1,182 @@
+"""Commands around the core: ``migrate``, ``spool status|drain``, ``supabase-sql``, ``plugins``.
+
+Each imports its module when run, so the rest of the CLI works without it (an optional extra that
+is not installed, or a part of genstore that is newer than this build).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.filesize import decimal
+from rich.table import Table
+from rich.text import Text
+
+from .._config import open_store
+from .._plugins import get_plugin_manager, plugin_load_errors
+from ..exceptions import ConfigurationError, MissingDependency
+from ._app import EXIT_FAILURE, app, get_state, progress
+from ._render import as_plain, key_value_table, to_json
+
+__all__: list[str] = []
+
+_MIGRATE_COUNTS = ("records", "images", "artefacts", "bytes", "skipped", "failed")
+_SHOWN_FAILURES = 20
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    src_url: Annotated[str, typer.Argument(metavar="SRC_URL", help="Store to copy from.")],
+    dst_url: Annotated[str, typer.Argument(metavar="DST_URL", help="Store to copy into.")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check every copied artefact's checksum.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Copy every record and artefact from SRC_URL to DST_URL (resumable; exit 1 on failures).
+
+    Name each store's catalog in its own URL (``?catalog=``); --url and --catalog do not apply.
+    """
+    try:
+        # Written alongside this command; until it lands, the command says so in one line.
+        from .._migrate import migrate as run_migrate  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError(f"migrate is not available in this genstore: {exc}") from exc
+    state = get_state(ctx)
+    with (
+        open_store(src_url) as src,
+        open_store(dst_url) as dst,
+        progress(state, "copying") as advance,
+    ):
+        report = run_migrate(src, dst, verify=verify, progress=advance)
+    failures = [str(f) for f in getattr(report, "failures", None) or ()]
+    counts = {name: getattr(report, name, None) for name in _MIGRATE_COUNTS}
+    if as_json:
+        typer.echo(to_json({**counts, "failures": failures}))
+    else:
+        shown = dict(counts)
+        if isinstance(shown["bytes"], int):
+            shown["bytes"] = decimal(shown["bytes"])
+        state.out.print(key_value_table(shown, title=f"migrate {src_url} → {dst_url}"))
+        for failure in failures[:_SHOWN_FAILURES]:
+            state.err.print(Text(f"failed: {failure}", style="red"), soft_wrap=True)
+        if len(failures) > _SHOWN_FAILURES:
+            state.err.print(f"... and {len(failures) - _SHOWN_FAILURES} more", style="red")
+    if failures or counts["failed"]:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+spool_app = typer.Typer(
+    name="spool",
+    help="The recorder's local spool: records waiting to be saved.",
+    no_args_is_help=True,
+)
+app.add_typer(spool_app)
+
+
+def _spool_rows(status: Any) -> dict[str, Any]:
+    rows = dict(as_plain(status))
+    if isinstance(rows.get("bytes"), int):
+        rows["bytes"] = decimal(rows["bytes"])
+    return rows
+
+
+@spool_app.command("status")
+def spool_status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """How many records wait in the spool, their size and the oldest one's time."""
+    state = get_state(ctx)
+    status = state.store().recorder.spool_status()
+    if as_json:
+        typer.echo(to_json(status))
+    else:
+        state.out.print(key_value_table(_spool_rows(status)))
+
+
+@spool_app.command("drain")
+def spool_drain(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Save every spooled record now (exit 1 if some are left: the store may be down)."""
+    state = get_state(ctx)
+    recorder = state.store().recorder
+    saved = recorder.replay_spool()
+    status = recorder.spool_status()
+    # Records another live process is replaying right now are not ours to wait for.
+    left = status.count - status.claimed
+    if as_json:
+        typer.echo(to_json({"replayed": saved, "left": left, "status": as_plain(status)}))
+    else:
+        state.out.print(f"replayed {saved} records; {left} left in the spool", soft_wrap=True)
+    if left > 0:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command("supabase-sql")
+def supabase_sql() -> None:
+    """Print the SQL migration to apply to a Supabase project (tables, indexes, RLS policies)."""
+    try:
+        from genstore_adapters.supabase import migration_sql
+    except ImportError as exc:
+        if (exc.name or "").startswith("genstore_adapters.supabase"):
+            # The adapter is there but older than this command: no extra would help.
+            raise ConfigurationError(f"supabase-sql is not available: {exc}") from exc
+        raise MissingDependency(
+            "genstore supabase-sql", extra="supabase", package=exc.name or "genstore-adapters"
+        ) from exc
+    typer.echo(migration_sql())
+
+
+@app.command()
+def plugins(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The URL schemes the installed plugins serve, and plugins that failed to load."""
+    state = get_state(ctx)
+    hook = get_plugin_manager().hook.genstore_schemes
+    schemes: list[dict[str, str]] = []
+    failed = dict(plugin_load_errors())
+    for impl in hook.get_hookimpls():
+        try:
+            served = impl.function()
+        except Exception as exc:  # a broken plugin must not hide the others
+            failed[impl.plugin_name] = f"genstore_schemes: {type(exc).__name__}: {exc}"
+            continue
+        if not isinstance(served, dict):
+            continue
+        for scheme, description in sorted(served.items()):
+            schemes.append(
+                {"scheme": str(scheme), "plugin": impl.plugin_name, "description": str(description)}
+            )
+    schemes.sort(key=lambda row: (row["scheme"], row["plugin"]))
+    if as_json:
+        typer.echo(to_json({"schemes": schemes, "failed": failed}))
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("scheme", "plugin", "description"):
+        table.add_column(column, no_wrap=column != "description")
+    for row in schemes:
+        table.add_row(
+            Text(row["scheme"], style="cyan"), Text(row["plugin"]), Text(row["description"])
+        )
+    state.out.print(table)
+    if failed:
+        errors = Table(
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            title="failed to load",
+            title_justify="left",
+        )
+        errors.add_column("plugin", no_wrap=True, style="red")
+        errors.add_column("error")
+        for name, error in sorted(failed.items()):
+            errors.add_row(Text(name), Text(error))
+        state.out.print(errors)
