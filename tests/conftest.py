@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from helpers import FileServer
+from helpers import FileServer, need_server
 
 pytest_plugins: list[str] = []
 
@@ -16,3 +17,28 @@ def file_server() -> Iterator[FileServer]:
     server = FileServer()
     yield server
     server.close()
+
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL catalog URL whose tables live in a fresh schema, dropped afterwards."""
+    need_server(_pg_available(), "PostgreSQL on 127.0.0.1:5432")
+    import psycopg
+
+    schema = f"gs_{uuid.uuid4().hex[:12]}"
+    yield f"{PG_DSN}?schema={schema}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

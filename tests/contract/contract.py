@@ -8,7 +8,7 @@ To add a pair, write ``tests/contract/test_<pair>.py``::
             return str(tmp_path)          # a store URL, with ?catalog=... when not the default
 
 The fixture may depend on any other fixture (moto server, PostgreSQL schema, Supabase fake). For a
-PostgreSQL catalog use the ``postgres_url`` fixture of tests/contract/conftest.py: a catalog URL
+PostgreSQL catalog use the ``postgres_url`` fixture of tests/conftest.py: a catalog URL
 with a fresh schema, dropped afterwards. Everything goes through the public Store API.
 """
 
@@ -19,11 +19,10 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from helpers import FileServer, png_bytes
-
 import genstore
+import pytest
 from genstore import ImageStatus, InvalidInput, NotFound, OperationStatus
+from helpers import FileServer, png_bytes
 
 
 class StoreContract:
@@ -73,16 +72,17 @@ class StoreContract:
 
     def test_error_marks_failed_and_keeps_everything(self, store: genstore.Store) -> None:
         r = store.save_complete_operation(
-            operation_type="text_to_video", prompt="p", parameters={"x": 1},
-            error=RuntimeError("provider said no"), input_images=[png_bytes()],
+            operation_type="text_to_video",
+            prompt="p",
+            parameters={"x": 1},
+            error=RuntimeError("provider said no"),
+            input_images=[png_bytes()],
         ).record
         assert r.status is OperationStatus.FAILED
         assert r.error == "provider said no"
         assert store.get_operation(r.operation_id).inputs == r.inputs
 
-    def test_result_url_is_downloaded(
-        self, store: genstore.Store, file_server: FileServer
-    ) -> None:
+    def test_result_url_is_downloaded(self, store: genstore.Store, file_server: FileServer) -> None:
         body = png_bytes(16, 9, "purple")
         url = file_server.add("out.png", body, "image/png")
         r = store.save_complete_operation(operation_type="text_to_image", result_url=url).record
@@ -111,9 +111,15 @@ class StoreContract:
         assert len(store.history().items) == 1
 
     def test_bad_input_raises_typed_and_writes_nothing(self, store: genstore.Store) -> None:
-        for bad in ({"user_id": "../etc"}, {"user_id": "a/b"}, {"user_id": "x\x00"},
-                    {"user_id": "u" * 200}, {"operation_type": ""},
-                    {"parameters": {"f": float("nan")}}, {"input_images": [12]}):
+        for bad in (
+            {"user_id": "../etc"},
+            {"user_id": "a/b"},
+            {"user_id": "x\x00"},
+            {"user_id": "u" * 200},
+            {"operation_type": ""},
+            {"parameters": {"f": float("nan")}},
+            {"input_images": [12]},
+        ):
             kwargs = {"operation_type": "t", **bad}
             with pytest.raises(InvalidInput):
                 store.save_complete_operation(**kwargs)  # type: ignore[arg-type]
@@ -158,9 +164,7 @@ class StoreContract:
             )
         page = store.history(user_id="user_1", operation_type="text_to_video")
         assert [r.created_at.hour for r in page.items] == [7, 1]
-        assert {r.status for r in store.history(status="failed").items} == {
-            OperationStatus.FAILED
-        }
+        assert {r.status for r in store.history(status="failed").items} == {OperationStatus.FAILED}
         assert len(store.history(status="failed").items) == 3
         window = store.history(since=base + timedelta(hours=3), until=base + timedelta(hours=6))
         assert [r.created_at.hour for r in window.items] == [5, 4, 3]
@@ -193,7 +197,8 @@ class StoreContract:
         self, store: genstore.Store
     ) -> None:
         old = store.save_complete_operation(
-            operation_type="t", input_images=[png_bytes(4, 4)],
+            operation_type="t",
+            input_images=[png_bytes(4, 4)],
             created_at=datetime.now(UTC) - timedelta(days=40),
         )
         new = store.save_complete_operation(operation_type="t", input_images=[png_bytes(5, 5)])
@@ -232,7 +237,9 @@ class StoreContract:
         saved = [store.save_complete_operation(operation_type="t", prompt=str(i)) for i in range(3)]
         out = io.StringIO()
         assert store.export("jsonl", out) == 3
-        back = [genstore.OperationRecord.model_validate_json(line) for line in out.getvalue().split()]
+        back = [
+            genstore.OperationRecord.model_validate_json(line) for line in out.getvalue().split()
+        ]
         assert back == [s.record for s in reversed(saved)]
 
     # -- blobs ----------------------------------------------------------------------------------

@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from genstore import InvalidInput, _keys
 from genstore._ids import check_id, new_image_id, new_operation_id
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_operation_ids_strictly_increase_in_a_tight_loop() -> None:
@@ -59,8 +58,12 @@ def test_unsafe_ids_are_refused(bad: str) -> None:
         check_id(bad)
 
 
-@given(user=st.text(max_size=60), image=st.text(max_size=60), ts=st.integers(0, 2**45),
-       n=st.integers(0, 99))
+@given(
+    user=st.text(max_size=60),
+    image=st.text(max_size=60),
+    ts=st.integers(0, 2**45),
+    n=st.integers(0, 99),
+)
 def test_image_keys_stay_under_the_users_folder(user: str, image: str, ts: int, n: int) -> None:
     try:
         blob = _keys.image_blob_key(user, ts, n)
@@ -76,8 +79,10 @@ def test_image_keys_stay_under_the_users_folder(user: str, image: str, ts: int, 
     assert _keys.parse_key(blob) == _keys.ParsedKey("image", user_id=user)
 
 
-@given(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-       st.sampled_from(["png", "jpg", "webp", "mp4", "bin"]))
+@given(
+    st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    st.sampled_from(["png", "jpg", "webp", "mp4", "bin"]),
+)
 def test_input_keys_parse_back(sha: str, ext: str) -> None:
     key = _keys.input_key(sha, ext)
     assert key == f"inputs/sha256/{sha[:2]}/{sha}.{ext}"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import genstore
+import pytest
 from genstore import _plugins, hookspecs
 
 
@@ -20,11 +18,10 @@ class _BrokenEntryPoint:
 
 
 @pytest.fixture
-def fresh_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fresh_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plugin manager rebuilt from scratch, restored afterwards."""
     monkeypatch.setattr(_plugins, "_manager", None)
     monkeypatch.setattr(_plugins, "_load_errors", {})
-    yield
 
 
 def test_builtins_are_registered_through_entry_points(fresh_manager: None) -> None:

@@ -13,12 +13,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import genstore
 import pytest
+from genstore import ConfigurationError, InvalidInput, OperationRecord, PayloadTooLarge
 from helpers import FileServer, png_bytes
 from PIL import Image
-
-import genstore
-from genstore import ConfigurationError, InvalidInput, OperationRecord, PayloadTooLarge
 
 
 def test_open_store_defaults_to_local_files_and_sqlite(
@@ -85,7 +84,7 @@ def test_bad_sources_are_typed_errors(tmp_path: Path) -> None:
         with pytest.raises(PayloadTooLarge):
             store.save_complete_operation(operation_type="t", input_images=[b"x" * 101])
         with pytest.raises(InvalidInput):
-            store.save_complete_operation(operation_type="t", input_images=b"not a list")  # type: ignore[arg-type]
+            store.save_complete_operation(operation_type="t", input_images=b"not a list")
         with pytest.raises(InvalidInput):
             store.save_complete_operation(operation_type="t", result=b"x", result_url="http://x")
         assert store.history().items == []
@@ -178,8 +177,9 @@ _WRITER = textwrap.dedent(
 def test_several_processes_saving_at_once_lose_nothing(tmp_path: Path) -> None:
     root = str(tmp_path / "shared")
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, root, "40", f"p{n}"],
-                         stdout=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, root, "40", f"p{n}"], stdout=subprocess.DEVNULL
+        )
         for n in range(4)
     ]
     for p in procs:

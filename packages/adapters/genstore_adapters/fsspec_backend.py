@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -17,7 +18,7 @@ from genstore.plugin import BlobInfo, BlobStore, hookimpl
 
 from ._errors import translate_os_errors
 
-__all__ = ["FsspecBlobStore"]
+__all__ = ["FsspecBlobStore", "check_key", "write_buffered"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class FsspecBlobStore(BlobStore):
         path = self.fs._strip_protocol(path)
         return path[len(root) + 1 :] if path.startswith(root + "/") else path
 
+    def _translate(self, key: str) -> AbstractContextManager[None]:
+        """The context turning this filesystem's errors into genstore errors (one table per
+        backend family: OSError-like here, botocore for S3)."""
+        return translate_os_errors(key)
+
     def write(
         self,
         key: str,
@@ -67,52 +73,41 @@ class FsspecBlobStore(BlobStore):
         exclusive: bool = False,
     ) -> int:
         path = self._path(key)
-        with translate_os_errors(key):
-            if exclusive and self.fs.exists(path):
-                raise AlreadyExists(f"a blob already exists at {key!r}")
-            return self._write(path, chunks, content_type)
+        with self._translate(key):
+            return self._write(path, chunks, content_type=content_type, exclusive=exclusive)
 
-    def _write(self, path: str, chunks: Iterable[bytes], content_type: str) -> int:
-        # fsspec buffered writers publish the file when closed; an error inside the block
-        # discards it (memory, object stores), so readers never see a partial blob.
-        size = 0
+    def _write(
+        self, path: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
+    ) -> int:
+        # Filesystems without an atomic exclusive create get this check-then-write; the ones
+        # that have one (local, S3) override _write or write.
+        if exclusive and self.fs.exists(path):
+            raise AlreadyExists(f"a blob already exists at {self._key(path)!r}")
         parent = posixpath.dirname(path)
         if parent:
             self.fs.makedirs(parent, exist_ok=True)
-        f = self.fs.open(path, "wb")
-        try:
-            for chunk in chunks:
-                f.write(chunk)
-                size += len(chunk)
-        except BaseException:
-            _discard(f)
-            raise
-        f.close()
-        return size
+        return write_buffered(self.fs.open(path, "wb"), chunks)
 
     def open(self, key: str) -> IO[bytes]:
-        with translate_os_errors(key):
+        with self._translate(key):
             return self.fs.open(self._path(key), "rb")  # type: ignore[no-any-return]
 
     def read(self, key: str) -> bytes:
-        with translate_os_errors(key):
+        with self._translate(key):
             return self.fs.cat_file(self._path(key))  # type: ignore[no-any-return]
 
     def exists(self, key: str) -> bool:
-        with translate_os_errors(key):
+        with self._translate(key):
             return bool(self.fs.isfile(self._path(key)))
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        with translate_os_errors(key):
-            try:
-                self.fs.rm_file(path)
-            except FileNotFoundError:
-                pass
+        with self._translate(key), suppress(FileNotFoundError):
+            self.fs.rm_file(path)
 
     def list(self, prefix: str) -> Iterator[BlobInfo]:
         base = f"{self.root}/{prefix.rstrip('/')}" if prefix else self.root
-        with translate_os_errors(prefix or "/"):
+        with self._translate(prefix or "/"):
             try:
                 found = self.fs.find(base, detail=True)
             except FileNotFoundError:
@@ -127,12 +122,32 @@ class FsspecBlobStore(BlobStore):
 
     def url_for(self, key: str, *, expires: int = 3600) -> str | None:
         try:
-            return str(self.fs.sign(self._path(key), expiration=expires))
+            with self._translate(key):
+                return str(self.fs.sign(self._path(key), expiration=expires))
         except NotImplementedError:
             return None
 
 
-def _discard(f: Any) -> None:
+def write_buffered(
+    f: Any, chunks: Iterable[bytes], *, discard: Callable[[Any, BaseException], None] | None = None
+) -> int:
+    """Write ``chunks`` to an open fsspec writer and close it (publishing the blob); return the
+    size. fsspec buffered writers publish on close; a failure while writing *or* closing (a
+    refused commit, a lost connection) discards the file (``discard(f, error)``, by default its
+    ``discard``/``abort`` method), so readers never see a partial blob."""
+    size = 0
+    try:
+        for chunk in chunks:
+            f.write(chunk)
+            size += len(chunk)
+        f.close()
+    except BaseException as exc:
+        (discard or _discard)(f, exc)
+        raise
+    return size
+
+
+def _discard(f: Any, error: BaseException | None = None) -> None:
     for method in ("discard", "abort"):
         fn = getattr(f, method, None)
         if callable(fn):
@@ -170,8 +185,9 @@ def genstore_open_backend(url: Any) -> BlobStore | None:
         fs = fsspec.filesystem(url.scheme, **options)
     except ImportError as exc:
         hint = known_implementations.get(url.scheme, {}).get("err", str(exc))
-        raise MissingDependency(f"the {url.scheme}:// backend ({hint})", extra="all",
-                                package=url.scheme) from exc
+        raise MissingDependency(
+            f"the {url.scheme}:// backend ({hint})", extra="all", package=url.scheme
+        ) from exc
     root = fs._strip_protocol(f"{url.scheme}://{url.location}").rstrip("/")
     if url.scheme == "memory" and not root.startswith("/"):
         root = "/" + root

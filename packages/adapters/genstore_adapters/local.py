@@ -7,6 +7,7 @@ each blob and its folder to disk before it becomes visible (off by default, like
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -115,10 +116,8 @@ class LocalBlobStore(FsspecBlobStore):
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _fsync_dir(path: str) -> None:

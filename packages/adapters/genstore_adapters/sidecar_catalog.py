@@ -12,12 +12,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import ValidationError
-
-from genstore import ImageRecord, ImageStatus, OperationRecord
-from genstore import _keys
+from genstore import ImageRecord, ImageStatus, OperationRecord, _keys
 from genstore.exceptions import NotFound
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, hookimpl
+from pydantic import ValidationError
 
 __all__ = ["SidecarCatalog"]
 
@@ -46,14 +44,16 @@ class SidecarCatalog(Catalog):
 
     def _operations(self) -> list[OperationRecord]:
         keys = [
-            info.key for info in self.blobs.list(_keys.OPERATIONS_PREFIX)
+            info.key
+            for info in self.blobs.list(_keys.OPERATIONS_PREFIX)
             if (parsed := _keys.parse_key(info.key)) is not None and parsed.kind == "operation"
         ]
         if len(keys) > WARN_ABOVE and not self._warned:
             self._warned = True
             logger.warning(
                 "the sidecar catalog is reading %d records per query; use a catalog "
-                "(?catalog=sqlite:///path or postgresql://...) for a store this size", len(keys)
+                "(?catalog=sqlite:///path or postgresql://...) for a store this size",
+                len(keys),
             )
         out: list[OperationRecord] = []
         with self._lock:
@@ -130,7 +130,8 @@ class SidecarCatalog(Catalog):
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
     ) -> tuple[list[ImageRecord], int]:
         found = [
-            r for r in self._images(user_id)
+            r
+            for r in self._images(user_id)
             if r.user_id == user_id and (status is None or r.status == status)
         ]
         found.sort(key=lambda r: (r.created_at, r.image_id), reverse=True)

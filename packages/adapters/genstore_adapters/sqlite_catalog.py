@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -67,14 +68,17 @@ class SQLiteCatalog(Catalog):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BackendUnavailable(f"cannot create the catalog folder {path.parent}: {exc}") from exc
+            raise BackendUnavailable(
+                f"cannot create the catalog folder {path.parent}: {exc}"
+            ) from exc
         self._run(lambda c: c.executescript(_SCHEMA))
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -91,40 +95,52 @@ class SQLiteCatalog(Catalog):
                 return fn(self._conn())
             except sqlite3.OperationalError as exc:
                 # busy_timeout covers most contention; WAL checkpoints can still say "locked".
-                if "locked" in str(exc) or "busy" in str(exc):
-                    if time.monotonic() < deadline:
-                        time.sleep(delay)
-                        delay = min(delay * 2, 0.5)
-                        continue
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if transient and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
                 raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
 
     def upsert_operation(self, record: OperationRecord) -> None:
         row = (
-            record.operation_id, _us(record.created_at), record.user_id, record.operation_type,
-            record.status.value, record.idempotency_key, record.model_dump_json(),
+            record.operation_id,
+            _us(record.created_at),
+            record.user_id,
+            record.operation_type,
+            record.status.value,
+            record.idempotency_key,
+            record.model_dump_json(),
         )
-        self._run(lambda c: c.execute(
-            "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?)", row
-        ))
+        self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?)", row
+            )
+        )
 
     def delete_operation(self, operation_id: str) -> None:
-        self._run(lambda c: c.execute("DELETE FROM operations WHERE operation_id = ?",
-                                      (operation_id,)))
+        self._run(
+            lambda c: c.execute("DELETE FROM operations WHERE operation_id = ?", (operation_id,))
+        )
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
-        row = self._run(lambda c: c.execute(
-            "SELECT record FROM operations WHERE operation_id = ?", (operation_id,)
-        ).fetchone())
+        row = self._run(
+            lambda c: c.execute(
+                "SELECT record FROM operations WHERE operation_id = ?", (operation_id,)
+            ).fetchone()
+        )
         return OperationRecord.model_validate_json(row[0]) if row else None
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
         where: list[str] = []
         args: list[Any] = []
         for column, value in (
-            ("user_id", query.user_id), ("operation_type", query.operation_type),
-            ("status", query.status), ("idempotency_key", query.idempotency_key),
+            ("user_id", query.user_id),
+            ("operation_type", query.operation_type),
+            ("status", query.status),
+            ("idempotency_key", query.idempotency_key),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -152,18 +168,28 @@ class SQLiteCatalog(Catalog):
         return (r[0] for r in rows)
 
     def upsert_image(self, record: ImageRecord) -> None:
-        row = (record.user_id, record.image_id, record.status.value, _us(record.created_at),
-               record.model_dump_json())
+        row = (
+            record.user_id,
+            record.image_id,
+            record.status.value,
+            _us(record.created_at),
+            record.model_dump_json(),
+        )
         self._run(lambda c: c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?)", row))
 
     def delete_image(self, user_id: str, image_id: str) -> None:
-        self._run(lambda c: c.execute("DELETE FROM images WHERE user_id = ? AND image_id = ?",
-                                      (user_id, image_id)))
+        self._run(
+            lambda c: c.execute(
+                "DELETE FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+            )
+        )
 
     def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
-        row = self._run(lambda c: c.execute(
-            "SELECT record FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
-        ).fetchone())
+        row = self._run(
+            lambda c: c.execute(
+                "SELECT record FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+            ).fetchone()
+        )
         return ImageRecord.model_validate_json(row[0]) if row else None
 
     def list_images(
@@ -197,9 +223,9 @@ class SQLiteCatalog(Catalog):
         return ((r[0], r[1]) for r in rows)
 
     def clear(self) -> None:
-        self._run(lambda c: c.executescript(
-            "BEGIN; DELETE FROM operations; DELETE FROM images; COMMIT;"
-        ))
+        self._run(
+            lambda c: c.executescript("BEGIN; DELETE FROM operations; DELETE FROM images; COMMIT;")
+        )
 
     def stats(self) -> CatalogStats:
         def read(c: sqlite3.Connection) -> CatalogStats:
@@ -219,10 +245,8 @@ class SQLiteCatalog(Catalog):
         with self._lock:
             conns, self._all = self._all, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
 
 

@@ -1,11 +1,12 @@
 """genstore: keep every AI generation a Python service performs, on storage it owns.
 
-    store = genstore.open_store()          # ./genstore-data: local files + SQLite catalog
-    store.save_complete_operation(operation_type="text_to_image", prompt="un chat", result_url=url)
-    store.history(user_id="user_1").items
+store = genstore.open_store()          # ./genstore-data: local files + SQLite catalog
+store.save_complete_operation(operation_type="text_to_image", prompt="un chat", result_url=url)
+store.history(user_id="user_1").items
 """
 
-
+from ._config import default_store, open_store, save_complete_operation, set_default_store
+from ._plugins import register_plugin
 from ._records import (
     SCHEMA_VERSION,
     ArtifactRef,
@@ -18,6 +19,7 @@ from ._records import (
     RequestInfo,
     SaveResult,
 )
+from ._store import Store, StoreOptions
 from .exceptions import (
     AlreadyExists,
     AuthError,
@@ -29,9 +31,6 @@ from .exceptions import (
     NotFound,
     PayloadTooLarge,
 )
-from ._config import default_store, open_store, save_complete_operation, set_default_store
-from ._plugins import register_plugin
-from ._store import Store, StoreOptions
 from .plugin import hookimpl
 
 __all__ = [

@@ -29,8 +29,8 @@ def open_store(
     """
     raw = os.fspath(url) if url is not None else os.environ.get("GENSTORE_URL") or DEFAULT_URL
     parsed = parse_url(raw)
-    catalog_url = catalog or parsed.options.pop("catalog", None) or os.environ.get(
-        "GENSTORE_CATALOG"
+    catalog_url = (
+        catalog or parsed.options.pop("catalog", None) or os.environ.get("GENSTORE_CATALOG")
     )
     try:
         store_options = StoreOptions(**options)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["DownloadError", "Download", "open_download"]
+__all__ = ["Download", "DownloadError", "open_download"]
 
 
 class DownloadError(Exception):
@@ -50,9 +50,7 @@ def open_download(client: httpx.Client, url: str, *, limit: int) -> Iterator[Dow
                 raise DownloadError(f"result URL answered HTTP {response.status_code}")
             length = response.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                raise DownloadError(
-                    f"result is {length} bytes, over the limit of {limit} bytes"
-                )
+                raise DownloadError(f"result is {length} bytes, over the limit of {limit} bytes")
             yield Download(response.headers.get("content-type"), _limited(response, limit))
     except httpx.TimeoutException as exc:
         raise DownloadError(f"timed out fetching the result URL: {exc}") from exc

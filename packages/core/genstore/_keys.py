@@ -1,10 +1,10 @@
 """Key naming: the same layout on every backend.
 
-    operations/YYYYMMDD/<operation_id>.json        the record (written last: the commit point)
-    operations/YYYYMMDD/<operation_id>_out.<ext>   the result
-    inputs/sha256/<ab>/<sha256>.<ext>              input images, content-addressed
-    images/<user_id>/<ts>_generated_<ts>[-n].png   user images (the seed's naming)
-    images/<user_id>/<image_id>.json               image records
+operations/YYYYMMDD/<operation_id>.json        the record (written last: the commit point)
+operations/YYYYMMDD/<operation_id>_out.<ext>   the result
+inputs/sha256/<ab>/<sha256>.<ext>              input images, content-addressed
+images/<user_id>/<ts>_generated_<ts>[-n].png   user images (the seed's naming)
+images/<user_id>/<image_id>.json               image records
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from ._ids import check_id
 from .exceptions import InvalidInput
 
 __all__ = [
-    "OPERATIONS_PREFIX",
     "IMAGES_PREFIX",
     "INPUTS_PREFIX",
+    "OPERATIONS_PREFIX",
     "ParsedKey",
     "image_blob_key",
     "image_record_key",

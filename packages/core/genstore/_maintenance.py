@@ -70,8 +70,11 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not (
-            self.orphan_blobs or self.unindexed or self.stale_index
-            or self.unreferenced_inputs or self.corrupt
+            self.orphan_blobs
+            or self.unindexed
+            or self.stale_index
+            or self.unreferenced_inputs
+            or self.corrupt
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,7 +96,7 @@ def stats(store: Store) -> dict[str, Any]:
     }
     recorder = store._recorder
     if recorder is not None:
-        out["recorder"] = asdict(recorder.counters)  # type: ignore[call-overload]
+        out["recorder"] = asdict(recorder.counters)
     return out
 
 
@@ -119,7 +122,10 @@ def _load_operation(store: Store, key: str) -> OperationRecord | None:
 
 
 def cleanup(
-    store: Store, older_than: timedelta, *, dry_run: bool = False,
+    store: Store,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
     grace: timedelta = timedelta(minutes=10),
 ) -> CleanupReport:
     """Delete operations created before now - ``older_than``, then inputs no record references
@@ -201,7 +207,9 @@ def _load_image(store: Store, key: str) -> ImageRecord | None:
         return None
 
 
-def verify(store: Store, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)) -> VerifyReport:
+def verify(
+    store: Store, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)
+) -> VerifyReport:
     """Compare blobs, records and catalog. Blobs younger than ``grace`` are left alone: a save
     running right now writes its blobs before its record."""
     report = VerifyReport()
@@ -224,9 +232,7 @@ def verify(store: Store, *, fix: bool = False, grace: timedelta = timedelta(minu
         k for k, mod in results.items() if k not in used_results and _old_enough(mod, grace)
     )
     indexed = set(store.catalog.operation_ids())
-    report.unindexed = sorted(
-        _keys.operation_record_key(op) for op in records.keys() - indexed
-    )
+    report.unindexed = sorted(_keys.operation_record_key(op) for op in records.keys() - indexed)
     corrupt_ids = {_keys.parse_key(k).operation_id for k in report.corrupt}  # type: ignore[union-attr]
     report.stale_index = sorted(indexed - records.keys() - corrupt_ids)
     used_inputs = {ref.key for r in records.values() for ref in r.inputs}
@@ -292,8 +298,18 @@ def _repair(
 
 
 EXPORT_COLUMNS = (
-    "operation_id", "created_at", "operation_type", "status", "user_id", "prompt",
-    "result_key", "result_source_url", "result_error", "error", "duration_ms", "inputs",
+    "operation_id",
+    "created_at",
+    "operation_type",
+    "status",
+    "user_id",
+    "prompt",
+    "result_key",
+    "result_source_url",
+    "result_error",
+    "error",
+    "duration_ms",
+    "inputs",
     "parameters",
 )
 
@@ -310,14 +326,22 @@ def export(store: Store, format: str, file: IO[str], **filters: Any) -> int:
         if writer is None:
             file.write(record.model_dump_json() + "\n")
         else:
-            writer.writerow([
-                record.operation_id, record.created_at.isoformat(), record.operation_type,
-                record.status.value, record.user_id or "", record.prompt or "",
-                record.result.key if record.result else "", record.result_source_url or "",
-                record.result_error or "", record.error or "",
-                "" if record.duration_ms is None else record.duration_ms,
-                " ".join(ref.key for ref in record.inputs),
-                json.dumps(record.parameters, ensure_ascii=False, separators=(",", ":")),
-            ])
+            writer.writerow(
+                [
+                    record.operation_id,
+                    record.created_at.isoformat(),
+                    record.operation_type,
+                    record.status.value,
+                    record.user_id or "",
+                    record.prompt or "",
+                    record.result.key if record.result else "",
+                    record.result_source_url or "",
+                    record.result_error or "",
+                    record.error or "",
+                    "" if record.duration_ms is None else record.duration_ms,
+                    " ".join(ref.key for ref in record.inputs),
+                    json.dumps(record.parameters, ensure_ascii=False, separators=(",", ":")),
+                ]
+            )
         count += 1
     return count

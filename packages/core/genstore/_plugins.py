@@ -12,7 +12,13 @@ import pluggy
 
 from . import hookspecs
 
-__all__ = ["get_plugin_manager", "register_plugin"]
+__all__ = [
+    "entry_points",
+    "get_plugin_manager",
+    "plugin_load_errors",
+    "register_plugin",
+    "unregister_plugin",
+]
 
 logger = logging.getLogger(__name__)
 

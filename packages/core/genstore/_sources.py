@@ -95,7 +95,10 @@ def prepare(source: Source, *, limit: int, what: str = "input") -> Payload:
         data = bytes(source)
         _check(len(data), limit, what)
         return Payload(
-            hashlib.sha256(data).hexdigest(), len(data), sniff_content_type(data[:64]), data[:64],
+            hashlib.sha256(data).hexdigest(),
+            len(data),
+            sniff_content_type(data[:64]),
+            data[:64],
             _data=data,
         )
     if isinstance(source, (str, os.PathLike)):
@@ -117,13 +120,13 @@ def prepare(source: Source, *, limit: int, what: str = "input") -> Payload:
             raise InvalidInput(f"{what} file {str(path)[:200]!r} cannot be read: {exc}") from exc
         return Payload(digest.hexdigest(), size, sniff_content_type(head), head, _path=path)
     if _is_pil_image(source):
+        image: Any = source
         buf = io.BytesIO()
-        fmt = source.format or "PNG"
         try:
-            source.save(buf, format=fmt)
+            image.save(buf, format=image.format or "PNG")
         except (OSError, ValueError, KeyError):
             buf = io.BytesIO()
-            source.save(buf, format="PNG")
+            image.save(buf, format="PNG")
         return prepare(buf.getvalue(), limit=limit, what=what)
     if hasattr(source, "read"):
         return _prepare_file(source, limit=limit, what=what)

@@ -182,7 +182,9 @@ class Store:
                 raise InvalidInput("idempotency_key must be a string of 1 to 512 characters")
             existing, marker_key, reserved_id = self._claim_idempotency(idempotency_key)
             if existing is not None:
-                return SaveResult(operation_id=existing.operation_id, record=existing, created=False)
+                return SaveResult(
+                    operation_id=existing.operation_id, record=existing, created=False
+                )
             operation_id = reserved_id
             id_time = _time_of(operation_id)
         else:
@@ -211,7 +213,9 @@ class Store:
         if result is not None:
             fields["result"] = self._store_result(operation_id, result)
         elif result_url is not None:
-            fields["result"], fields["result_error"] = self._download_result(operation_id, result_url)
+            fields["result"], fields["result_error"] = self._download_result(
+                operation_id, result_url
+            )
         record = OperationRecord.model_validate(fields)
         record = self._before_save(record)
         self._commit(record)
@@ -255,8 +259,12 @@ class Store:
                 self.blobs.write(key, payload.chunks(), content_type=payload.content_type)
             width, height = payload.dimensions()
             return ArtifactRef(
-                key=key, sha256=payload.sha256, size=payload.size,
-                content_type=payload.content_type, width=width, height=height,
+                key=key,
+                sha256=payload.sha256,
+                size=payload.size,
+                content_type=payload.content_type,
+                width=width,
+                height=height,
             )
         finally:
             payload.close()
@@ -273,8 +281,12 @@ class Store:
         self.blobs.write(key, payload.chunks(), content_type=payload.content_type)
         width, height = payload.dimensions()
         return ArtifactRef(
-            key=key, sha256=payload.sha256, size=payload.size, content_type=payload.content_type,
-            width=width, height=height,
+            key=key,
+            sha256=payload.sha256,
+            size=payload.size,
+            content_type=payload.content_type,
+            width=width,
+            height=height,
         )
 
     def _download_result(
@@ -304,8 +316,12 @@ class Store:
         if content_type.startswith("image/"):
             width, height = image_size(io.BytesIO(bytes(head)))
         ref = ArtifactRef(
-            key=key, sha256=digest.hexdigest(), size=size, content_type=content_type,
-            width=width, height=height,
+            key=key,
+            sha256=digest.hexdigest(),
+            size=size,
+            content_type=content_type,
+            width=width,
+            height=height,
         )
         return ref, None
 
@@ -474,7 +490,9 @@ def _check_type(operation_type: object) -> None:
     if not isinstance(operation_type, str) or not operation_type.strip():
         raise InvalidInput("operation_type must be a non-empty string")
     if len(operation_type) > _MAX_TYPE_LENGTH or any(ord(c) < 32 for c in operation_type):
-        raise InvalidInput(f"operation_type must be at most {_MAX_TYPE_LENGTH} printable characters")
+        raise InvalidInput(
+            f"operation_type must be at most {_MAX_TYPE_LENGTH} printable characters"
+        )
 
 
 def _error_text(error: str | BaseException | None) -> str | None:

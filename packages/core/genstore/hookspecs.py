@@ -28,7 +28,7 @@ def genstore_open_catalog(url: StoreURL, blobs: BlobStore) -> Catalog | None:
 
 
 @hookspec
-def genstore_schemes() -> dict[str, str]:
+def genstore_schemes() -> dict[str, str]:  # type: ignore[empty-body]
     """Called to list what is available: return ``{scheme: one-line description}`` you serve."""
 
 
