@@ -16,7 +16,8 @@ from genstore.plugin import hookimpl
 from ._sql import migration_sql
 
 if TYPE_CHECKING:
-    from genstore.plugin import BlobStore, Catalog, StoreURL
+    from genstore._url import StoreURL
+    from genstore.plugin import BlobStore, Catalog
 
 __all__ = [
     "genstore_open_backend",

@@ -11,15 +11,19 @@ import builtins
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from genstore.exceptions import AlreadyExists, ConfigurationError, InvalidInput, NotFound
-from genstore.plugin import BlobInfo, BlobStore, StoreURL
+from genstore.plugin import BlobInfo, BlobStore
 
 from ._connection import Settings, SupabaseConnection
+from ._options import flag, positive
 from ._retry import RetryPolicy
 from ._stream import MEMORY_LIMIT, StreamingReader, spool
+
+if TYPE_CHECKING:
+    from genstore._url import StoreURL
 
 __all__ = ["SupabaseBlobStore", "open_backend"]
 
@@ -28,28 +32,6 @@ logger = logging.getLogger(__name__)
 _PLACEHOLDER = ".emptyFolderPlaceholder"
 """What the Supabase dashboard writes to keep an empty folder: not a blob."""
 _KNOWN_OPTIONS = frozenset({"public", "timeout", "deadline", "catalog"})
-
-
-def _flag(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("", "0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"option {name}={value!r}: expected true or false")
-
-
-def _seconds(options: dict[str, str], name: str, default: float) -> float:
-    raw = options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigurationError(f"option {name}={raw!r}: expected a positive number of seconds")
-    return value
 
 
 def _check_key(key: str) -> str:
@@ -310,9 +292,9 @@ def open_backend(url: StoreURL) -> SupabaseBlobStore:
     unknown = sorted(set(url.options) - _KNOWN_OPTIONS)
     if unknown:
         logger.warning("supabase backend: ignoring unknown option(s) %s", ", ".join(unknown))
-    public = _flag(url.options.get("public", ""), "public")
-    timeout = _seconds(url.options, "timeout", 30.0)
-    deadline = _seconds(url.options, "deadline", 15.0)
+    public = flag(url.options, "public")
+    timeout = positive(url.options, "timeout", 30.0)
+    deadline = positive(url.options, "deadline", 15.0)
     settings = Settings.from_env(need_api=False)
     connection = SupabaseConnection(settings, timeout=timeout)
     store = SupabaseBlobStore(

@@ -13,14 +13,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genstore import ImageRecord, ImageStatus, OperationRecord
-from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery
 
 from ._connection import Settings, SupabaseConnection
+from ._options import positive
 from ._retry import RetryPolicy
-from .backend import SupabaseBlobStore, _seconds
+from .backend import SupabaseBlobStore
+
+if TYPE_CHECKING:
+    from genstore._url import StoreURL
 
 __all__ = ["IMAGES_TABLE", "OPERATIONS_TABLE", "SupabaseCatalog", "open_catalog"]
 
@@ -28,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 OPERATIONS_TABLE = "genstore_operations"
 IMAGES_TABLE = "genstore_images"
-PAGE = 1000
-"""Rows per request: Supabase's default ``db-max-rows`` caps larger answers silently."""
+MAX_ROWS = 1000
+"""Supabase's default ``db-max-rows``: PostgREST cuts longer answers silently, so no request asks
+for more (the ``max_rows`` option lowers it for projects configured lower)."""
 
 
 def _ts(value: datetime) -> str:
@@ -49,9 +54,16 @@ def _record_json(row: dict[str, Any]) -> Any:
 class SupabaseCatalog(Catalog):
     """Catalog over the ``genstore_operations`` and ``genstore_images`` tables."""
 
-    def __init__(self, connection: SupabaseConnection, *, retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        connection: SupabaseConnection,
+        *,
+        retry: RetryPolicy | None = None,
+        max_rows: int = MAX_ROWS,
+    ) -> None:
         self.connection = connection
         self.retry = retry or RetryPolicy()
+        self.max_rows = max_rows
         self._closed = False
 
     def _run(self, build: Callable[[], Any], what: str) -> Any:
@@ -115,7 +127,7 @@ class SupabaseCatalog(Catalog):
         out: list[OperationRecord] = []
         before = query.before
         while len(out) < query.limit:
-            size = min(PAGE, query.limit - len(out))
+            size = min(self.max_rows, query.limit - len(out))
             page = self._run(
                 partial(self._history_request, query, before, size), "query operations"
             ).data
@@ -228,7 +240,7 @@ class SupabaseCatalog(Catalog):
         total: int | None = None
         start = max(0, offset)
         while len(items) < limit:
-            size = min(PAGE, limit - len(items))
+            size = min(self.max_rows, limit - len(items))
             response = self.retry.call(
                 partial(fetch, start, size), what=f"catalog: list images of {user_id}"
             )
@@ -279,11 +291,11 @@ class SupabaseCatalog(Catalog):
                         query = query.or_(f"{first}.gt.{a},and({first}.eq.{a},{second}.gt.{b})")
                 for column in key:
                     query = query.order(column)
-                return query.limit(PAGE)
+                return query.limit(self.max_rows)
 
             rows: builtins.list[dict[str, Any]] = self._run(request, f"scan {table}").data
             yield from rows
-            if len(rows) < PAGE:
+            if len(rows) < self.max_rows:
                 return
             last = rows[-1]
 
@@ -325,15 +337,16 @@ class SupabaseCatalog(Catalog):
 
 def open_catalog(url: StoreURL, blobs: BlobStore) -> SupabaseCatalog:
     """Open the ``supabase`` catalog, sharing the backend's connection when it is Supabase too."""
-    timeout = _seconds(url.options, "timeout", 30.0)
-    deadline = _seconds(url.options, "deadline", 15.0)
+    timeout = positive(url.options, "timeout", 30.0)
+    deadline = positive(url.options, "deadline", 15.0)
+    max_rows = int(positive(url.options, "max_rows", MAX_ROWS, integer=True))
     if isinstance(blobs, SupabaseBlobStore) and blobs.connection.settings.api_url is not None:
         connection = blobs.connection.acquire()
-        retry = RetryPolicy(deadline=_seconds(url.options, "deadline", blobs.retry.deadline))
+        retry = RetryPolicy(deadline=positive(url.options, "deadline", blobs.retry.deadline))
     else:
         connection = SupabaseConnection(Settings.from_env(need_api=True), timeout=timeout)
         retry = RetryPolicy(deadline=deadline)
-    catalog = SupabaseCatalog(connection, retry=retry)
+    catalog = SupabaseCatalog(connection, retry=retry, max_rows=max_rows)
     try:
         catalog.check_schema()
     except BaseException:

@@ -1,0 +1,1 @@
+"""Fakes for servers that cannot run here (each module's docstring says what it follows)."""
