@@ -30,10 +30,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def fresh_dir(tag: str) -> Iterator[Path]:
+def fresh_dir(tag: str, *, sync: bool = True) -> Iterator[Path]:
     """A new empty folder under ``$GENSTORE_BENCH_DIR`` (default: the temp folder), removed after.
 
-    Dirty pages are flushed after removal (``os.sync``) so the next run starts from the same state.
+    With ``sync``, dirty pages are flushed after removal (``os.sync``, machine-wide) so the next
+    timed write run starts from the same state.
     """
     base = os.environ.get("GENSTORE_BENCH_DIR") or None
     path = Path(tempfile.mkdtemp(prefix=f"genstore-bench-{tag}-", dir=base))
@@ -41,7 +42,8 @@ def fresh_dir(tag: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-        os.sync()
+        if sync:
+            os.sync()
 
 
 def section(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
