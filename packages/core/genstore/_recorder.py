@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._ids import new_ulid
 from ._spool import Spool, SpoolStatus
-from .exceptions import BackendUnavailable, InvalidInput
+from .exceptions import BackendUnavailable, GenstoreError, InvalidInput
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -237,8 +237,14 @@ class Recorder:
     # -- the spool, for `genstore spool status|drain` ---------------------------------------------
 
     def spool_status(self) -> SpoolStatus:
-        """How many records wait in the spool, their disk use and the oldest one's time."""
-        return self._spool.status()
+        """How many records wait in the spool, their disk use and the oldest one's time.
+
+        ``GenstoreError`` if the spool folder cannot be read.
+        """
+        try:
+            return self._spool.status()
+        except OSError as exc:
+            raise GenstoreError(f"the spool {self._spool.path} cannot be read: {exc}") from exc
 
     def replay_spool(self) -> int:
         """Save every spooled record now, in the calling thread; return how many were saved.

@@ -305,7 +305,9 @@ class Spool:
 
     # -- writing --
 
-    def write(self, kwargs: Mapping[str, Any], *, owned: Collection[str] = ()) -> str:
+    def write(
+        self, kwargs: Mapping[str, Any], *, owned: Collection[str | os.PathLike[str]] = ()
+    ) -> str:
         """Spool one call; return its ulid. ``owned`` paths are moved in (or deleted if unused).
 
         ``InvalidInput``: the call could never be saved (nothing is spooled, owned files are
@@ -406,7 +408,7 @@ class Spool:
     def _names(self) -> list[str]:
         try:
             return os.listdir(self.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # nothing was ever spooled here
             return []
 
     def _alive(self, pid: str, token: str) -> bool:

@@ -1,0 +1,607 @@
+"""The background writer and its spool: nothing lost, nothing duplicated, nothing half-written.
+
+The store is a real local store (files + SQLite). Its BlobStore is wrapped so a test can switch it
+off (``BackendUnavailable``, as a backend that does not answer raises) or make its writes wait on
+a gate (a slow or hanging backend); the real files are written underneath either way. Crash tests
+run a real child process and kill it with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import genstore
+import pytest
+from genstore import BackendUnavailable, OperationRecord, RequestInfo
+from genstore._plugins import register_plugin, unregister_plugin
+from genstore._recorder import Recorder, default_spool_dir
+from genstore._spool import Spool
+from genstore._store import Store
+from genstore.plugin import BlobInfo, BlobStore
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+WAIT = 30.0
+"""Upper bound of every wait loop, in seconds (they normally end within a fraction of this)."""
+
+
+class SwitchableBlobs(BlobStore):
+    """The store's real BlobStore, failing on command (``down``) or waiting on ``gate`` to write."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.default_catalog = inner.default_catalog
+        self.path = getattr(inner, "path", None)
+        self.down = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def _check(self) -> None:
+        if self.down.is_set():
+            raise BackendUnavailable("backend switched off by the test")
+
+    def write(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        exclusive: bool = False,
+    ) -> int:
+        self.gate.wait(WAIT)
+        self._check()
+        return self.inner.write(key, chunks, content_type=content_type, exclusive=exclusive)
+
+    def open(self, key: str) -> IO[bytes]:
+        self._check()
+        return self.inner.open(key)
+
+    def exists(self, key: str) -> bool:
+        self._check()
+        return self.inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        self._check()
+        self.inner.delete(key)
+
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        self._check()
+        return self.inner.list(prefix)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def rec_store(tmp_path: Path) -> Iterator[tuple[Store, SwitchableBlobs]]:
+    """A local store whose backend the test can switch off."""
+    store = genstore.open_store(tmp_path / "store")
+    blobs = SwitchableBlobs(store.blobs)
+    store.blobs = blobs
+    yield store, blobs
+    blobs.down.clear()
+    blobs.gate.set()
+    store.close()
+
+
+@pytest.fixture
+def rec_make(rec_store: tuple[Store, SwitchableBlobs]) -> Iterator[Callable[..., Recorder]]:
+    """Recorders on the test store with fast retries, closed at the end of the test.
+
+    Their spools skip fsync (it guards against power loss, which no test here simulates; a killed
+    process loses nothing either way); the crash tests' child processes keep the default.
+    """
+    made: list[Recorder] = []
+
+    def make(**options: Any) -> Recorder:
+        defaults = {
+            "base_backoff": 0.01,
+            "max_backoff": 0.05,
+            "poll_interval": 0.05,
+            "fsync": False,
+        }
+        options = defaults | options
+        recorder = Recorder(rec_store[0], **options)
+        made.append(recorder)
+        return recorder
+
+    yield make
+    rec_store[1].gate.set()
+    for recorder in made:
+        recorder.close(timeout=5)
+
+
+def stored(store: Store, *, indexed: bool = True) -> list[OperationRecord]:
+    """Every record, read from the sidecar JSON files (the truth); ``indexed``: the catalog agrees."""
+    blobs = store.blobs.inner if isinstance(store.blobs, SwitchableBlobs) else store.blobs
+    records = [
+        OperationRecord.model_validate_json(blobs.read(b.key))
+        for b in blobs.list("operations/")
+        if b.key.endswith(".json") and "_out." not in b.key
+    ]
+    if indexed:
+        in_catalog = {r.operation_id for r in store.iter_operations()}
+        assert in_catalog == {r.operation_id for r in records}
+    return records
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def settle(recorder: Recorder) -> None:
+    """Wait until the queue is empty and the spool replayed."""
+    assert recorder.flush(WAIT)
+    wait_until(lambda: recorder.spool_status().count == 0, "the spool to drain")
+
+
+# -- the spool on its own ---------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+call_kwargs = st.fixed_dictionaries(
+    {"operation_type": st.text(min_size=1, max_size=30)},
+    optional={
+        "prompt": st.none() | st.text(),
+        "parameters": json_values,
+        "workflow_analysis": json_values,
+        "input_images": st.lists(st.binary(max_size=300), max_size=3),
+        "result": st.binary(max_size=300),
+        "result_url": st.text(),
+        "error": st.text(),
+        "user_id": st.text(max_size=20),
+        "idempotency_key": st.text(min_size=1, max_size=40),
+        "duration_ms": st.floats(min_value=0, max_value=1e9),
+        "created_at": st.datetimes(timezones=st.none() | st.just(UTC)),
+        "request": st.builds(
+            RequestInfo,
+            route=st.text(max_size=30),
+            method=st.sampled_from(["GET", "POST", "PUT"]),
+            status_code=st.none() | st.integers(100, 599),
+        ),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kwargs=call_kwargs)
+def test_spooled_calls_round_trip_exactly(kwargs: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Spool(tmp, fsync=False)
+        ulid = spool.write(kwargs)
+        claimed = spool.claim(ulid)
+        assert claimed is not None
+        back = dict(claimed.kwargs)
+        for name in ("input_images", "result"):
+            if name in back:
+                paths = back[name] if isinstance(back[name], list) else [back[name]]
+                data = [Path(p).read_bytes() for p in paths]
+                back[name] = data if isinstance(back[name], list) else data[0]
+        expected = dict(kwargs)
+        if "request" in expected:
+            expected["request"] = expected["request"].model_dump(mode="json")
+        assert back == expected
+        claimed.done()
+        spool.close()
+        assert spool.status().count == 0
+
+
+def test_sources_are_moved_when_owned_and_copied_when_not(tmp_path: Path) -> None:
+    owned = tmp_path / "body.bin"
+    owned.write_bytes(b"owned body")
+    extra = tmp_path / "unused.bin"
+    extra.write_bytes(b"handed over, not used")
+    theirs = tmp_path / "theirs.png"
+    theirs.write_bytes(b"the caller's file")
+    spool = Spool(tmp_path / "spool")
+    ulid = spool.write(
+        {"operation_type": "t", "input_images": [owned, str(theirs), owned], "result": b"r"},
+        owned=[owned, extra],
+    )
+    assert not owned.exists() and not extra.exists()  # handed over: moved in, or deleted
+    assert theirs.read_bytes() == b"the caller's file"  # not ours: copied, left alone
+    claimed = spool.claim(ulid)
+    assert claimed is not None
+    images = [Path(p).read_bytes() for p in claimed.kwargs["input_images"]]
+    assert images == [b"owned body", b"the caller's file", b"owned body"]
+    assert Path(claimed.kwargs["result"]).read_bytes() == b"r"
+
+
+def test_a_missing_source_file_is_invalid_and_nothing_is_spooled(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    with pytest.raises(genstore.InvalidInput):
+        spool.write({"operation_type": "t", "input_images": [tmp_path / "missing.png"]})
+    with pytest.raises(genstore.InvalidInput):
+        spool.write({"operation_type": "t", "parameters": {"x": object()}})
+    assert spool.status().count == 0
+    assert [n for n in os.listdir(spool.path) if n != "owners"] == []
+
+
+def test_a_claim_is_taken_by_one_owner_only(tmp_path: Path) -> None:
+    first, second = Spool(tmp_path), Spool(tmp_path)
+    ulid = first.write({"operation_type": "t"})
+    assert first.claim(ulid) is not None
+    assert second.claim(ulid) is None
+    assert second.recover() == 0  # the first owner is alive: its claim stays
+    assert first.status().claimed == 1
+
+
+def test_claims_of_a_dead_owner_are_taken_back(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    ulid = spool.write({"operation_type": "t", "input_images": [b"img"]})
+    child = textwrap.dedent(
+        f"""
+        import os, signal
+        from genstore._spool import Spool
+        spool = Spool({str(tmp_path)!r})
+        assert spool.claim({ulid!r}) is not None
+        os.mkdir(spool.path / f"tmp-{{spool.owner}}-HALFWRITTEN")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], timeout=WAIT, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert spool.waiting() == [] and spool.status().claimed == 1
+    assert spool.recover() == 1
+    assert spool.waiting() == [ulid]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(("tmp-", "claimed-"))]
+    claimed = spool.claim(ulid)
+    assert claimed is not None and Path(claimed.kwargs["input_images"][0]).read_bytes() == b"img"
+
+
+def test_unreadable_and_newer_records_are_never_replayed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    broken = spool.write({"operation_type": "t"})
+    (tmp_path / f"rec-{broken}" / "call.json").write_text("{not json")
+    newer = spool.write({"operation_type": "t"})
+    doc = json.loads((tmp_path / f"rec-{newer}" / "call.json").read_text())
+    (tmp_path / f"rec-{newer}" / "call.json").write_text(json.dumps(doc | {"format": 99}))
+    assert spool.claim(broken) is None
+    assert spool.claim(newer) is None
+    assert spool.waiting() == [newer]  # left for a newer genstore
+    status = spool.status()
+    assert (status.count, status.bad) == (1, 1)
+
+
+def test_spool_status_counts_bytes_and_age(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    assert spool.status().count == 0 and spool.status().oldest is None
+    before = datetime.now(UTC).replace(microsecond=0)
+    spool.write({"operation_type": "t", "input_images": [b"x" * 1000]})
+    spool.write({"operation_type": "t"})
+    status = spool.status()
+    assert status.count == 2
+    assert status.bytes > 1000
+    assert status.oldest is not None and before <= status.oldest <= datetime.now(UTC)
+
+
+_WRITER = """
+import sys
+from genstore._spool import Spool
+spool = Spool(sys.argv[1])
+print("ready", flush=True)
+i = 0
+while True:
+    spool.write({"operation_type": "t", "prompt": str(i), "input_images": [bytes([i % 251]) * 20000]})
+    i += 1
+"""
+
+
+def test_a_killed_writer_never_leaves_a_half_record_that_replays(tmp_path: Path) -> None:
+    for round_number in range(4):
+        with subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        ) as proc:
+            assert read_line(proc, WAIT) == "ready"
+            time.sleep(0.05 + 0.07 * round_number)  # land the kill at different points of a write
+            proc.kill()
+    spool = Spool(tmp_path)
+    spool.recover()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(("tmp-", "claimed-", "bad-"))]
+    waiting = spool.waiting()
+    assert waiting
+    for ulid in waiting:
+        claimed = spool.claim(ulid)
+        assert claimed is not None
+        i = int(claimed.kwargs["prompt"])
+        assert Path(claimed.kwargs["input_images"][0]).read_bytes() == bytes([i % 251]) * 20000
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        pytest.fail("the child process said nothing in time")
+    return proc.stdout.readline().strip()
+
+
+# -- the recorder with a real store ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_thousand_records_with_the_backend_down_for_the_middle_half(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, blobs = rec_store
+    recorder = rec_make()
+    for i in range(1000):
+        if i == 250:
+            assert recorder.flush(WAIT)
+            blobs.down.set()
+        if i == 750:
+            assert recorder.flush(WAIT)
+            blobs.down.clear()
+        recorder.submit(operation_type="text_to_image", prompt=f"p{i}", input_images=[b"%d" % i])
+    settle(recorder)
+    records = stored(store)
+    assert len(records) == 1000
+    assert len({r.idempotency_key for r in records}) == 1000
+    assert {r.prompt for r in records} == {f"p{i}" for i in range(1000)}
+    counters = recorder.counters
+    assert counters.dropped == 0 and counters.rejected == 0 and counters.pending == 0
+    assert counters.spooled >= 500  # what the outage caught went through the spool...
+    assert counters.replayed == counters.spooled  # ...and all of it came back
+    assert counters.recorded + counters.replayed == 1000
+
+
+def test_a_full_queue_spools_instead_of_losing(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, blobs = rec_store
+    blobs.gate.clear()  # the backend hangs: the queue fills up
+    recorder = rec_make(queue_size=5)
+    for i in range(50):
+        recorder.submit(operation_type="t", prompt=f"p{i}")
+    assert recorder.counters.spooled >= 44  # 50 minus at most 5 queued and 1 being saved
+    blobs.gate.set()
+    settle(recorder)
+    assert sorted(r.prompt or "" for r in stored(store)) == sorted(f"p{i}" for i in range(50))
+    assert recorder.counters.dropped == 0
+
+
+def test_replay_is_idempotent(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, _ = rec_store
+    recorder = rec_make(poll_interval=3600)
+    spool = Spool(recorder.spool_dir)
+    call = {"operation_type": "t", "prompt": "once", "idempotency_key": "key-1"}
+    spool.write(call)
+    spool.write(call)  # the same record spooled twice
+    # A record saved just before a crash, whose spool entry was not yet deleted:
+    store.save_complete_operation(operation_type="t", prompt="saved", idempotency_key="key-2")
+    spool.write({"operation_type": "t", "prompt": "saved", "idempotency_key": "key-2"})
+    assert recorder.replay_spool() == 3
+    assert recorder.replay_spool() == 0
+    records = stored(store)
+    assert sorted(r.idempotency_key or "" for r in records) == ["key-1", "key-2"]
+    assert recorder.spool_status().count == 0
+
+
+def test_an_invalid_record_is_rejected_and_never_retried(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, _ = rec_store
+    recorder = rec_make()
+    recorder.submit(operation_type="t", user_id="not a valid id/..")
+    recorder.submit(operation_type="t", prompt="fine")
+    settle(recorder)
+    counters = recorder.counters
+    assert (counters.rejected, counters.recorded, counters.spooled, counters.dropped) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    assert [r.prompt for r in stored(store)] == ["fine"]
+
+
+def test_records_from_an_earlier_process_are_replayed_on_start(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, _ = rec_store
+    spool = Spool(default_spool_dir(store))
+    for i in range(5):
+        spool.write({"operation_type": "t", "prompt": f"old{i}", "idempotency_key": f"old-{i}"})
+    spool.close()
+    recorder = rec_make()
+    recorder.submit(operation_type="t", prompt="new")  # starting the worker replays the spool
+    settle(recorder)
+    assert len(stored(store)) == 6
+    assert recorder.counters.replayed == 5
+
+
+def test_a_poison_record_does_not_hold_back_the_others(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    class Poison:
+        @genstore.hookimpl
+        def genstore_before_save(self, record: OperationRecord) -> None:
+            if record.prompt == "poison":
+                raise RuntimeError("this record always breaks a plugin")
+
+    store, _ = rec_store
+    register_plugin(Poison(), name="rec-poison")
+    try:
+        recorder = rec_make()
+        recorder.submit(operation_type="t", prompt="poison")
+        for i in range(20):
+            recorder.submit(operation_type="t", prompt=f"ok{i}")
+        assert recorder.flush(WAIT)
+        wait_until(lambda: len(stored(store, indexed=False)) == 20, "the good records")
+        assert recorder.spool_status().count == 1  # kept, retried with backoff, not dropped
+        wait_until(lambda: len(list(store.iter_operations())) == 20, "the good records indexed")
+        assert recorder.counters.dropped == 0
+    finally:
+        unregister_plugin("rec-poison")
+
+
+def test_close_drains_within_the_timeout_and_leaves_the_rest_spooled(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, blobs = rec_store
+    blobs.gate.clear()  # the save in progress hangs until after close
+    recorder = rec_make()
+    for i in range(30):
+        recorder.submit(operation_type="t", prompt=f"p{i}", input_images=[b"in%d" % i])
+    recorder.close(timeout=0.2)
+    counters = recorder.counters
+    assert counters.pending <= 1  # at most the hanging save; a copy of it is spooled
+    assert recorder.spool_status().count == 30
+    recorder.close()  # idempotent
+    recorder.submit(operation_type="t", prompt="late")  # after close: straight to the spool
+    assert recorder.spool_status().count == 31
+    blobs.gate.set()
+    assert recorder.flush(WAIT)  # the hanging save finishes too
+    later = rec_make()
+    assert later.replay_spool() == 31
+    records = stored(store)
+    assert len(records) == 31 and len({r.idempotency_key for r in records}) == 31
+    assert recorder.counters.dropped == 0
+
+
+def test_two_recorders_on_one_spool_never_replay_a_record_twice(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, _ = rec_store
+    first, second = rec_make(poll_interval=3600), rec_make(poll_interval=3600)
+    spool = Spool(first.spool_dir, fsync=False)
+    for i in range(100):
+        spool.write({"operation_type": "t", "prompt": f"p{i}"})
+    counts: list[int] = []
+    threads = [
+        threading.Thread(target=lambda r=r: counts.append(r.replay_spool()))
+        for r in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert sum(counts) == 100  # each record saved by exactly one of them
+    assert len(stored(store)) == 100
+
+
+def test_a_broken_spool_disk_counts_dropped_and_never_raises(
+    rec_store: tuple[Store, SwitchableBlobs], tmp_path: Path
+) -> None:
+    store, blobs = rec_store
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    recorder = Recorder(store, spool_dir=not_a_dir / "spool", base_backoff=0.01)
+    try:
+        blobs.down.set()
+        for i in range(3):
+            recorder.submit(operation_type="t", prompt=f"p{i}")
+        assert recorder.flush(WAIT)
+        counters = recorder.counters
+        assert (counters.dropped, counters.spooled, counters.recorded) == (3, 0, 0)
+        assert recorder.spool_status().count == 0
+    finally:
+        recorder.close(timeout=1)
+
+
+def test_default_spool_dirs(
+    rec_store: tuple[Store, SwitchableBlobs], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = rec_store
+    assert default_spool_dir(store) == tmp_path / "store" / ".spool"
+    with genstore.open_store("memory://rec-spool-test") as remote:
+        monkeypatch.setenv("GENSTORE_SPOOL_DIR", str(tmp_path / "env"))
+        env_dir = default_spool_dir(remote)
+        assert env_dir.parent == tmp_path / "env" and len(env_dir.name) == 16
+        monkeypatch.delenv("GENSTORE_SPOOL_DIR")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert default_spool_dir(remote) == tmp_path / "cache" / "genstore" / "spool" / env_dir.name
+
+
+_CHILD = """
+import os, sys, time
+import genstore
+from genstore import BackendUnavailable
+from genstore._recorder import Recorder
+
+root, flag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = genstore.open_store(root)
+inner = store.blobs
+
+class Switch(type(inner)):
+    def __init__(self):
+        self.__dict__.update(inner.__dict__)
+    def write(self, key, chunks, **kw):
+        if os.path.exists(flag):
+            raise BackendUnavailable("down")
+        time.sleep(0.003)  # a slow backend: the kill lands in the middle of the replay
+        return super().write(key, chunks, **kw)
+
+store.blobs = Switch()
+recorder = Recorder(store, queue_size=16, base_backoff=0.01, max_backoff=0.05, poll_interval=0.05)
+for i in range(n):
+    recorder.submit(operation_type="t", prompt=f"p{i}", idempotency_key=f"k-{i}",
+                    input_images=[b"input %d" % i])
+recorder.flush(60)
+print(recorder.counters.spooled, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(tmp_path: Path) -> None:
+    root, flag, n = tmp_path / "store", tmp_path / "backend-down", 200
+    flag.touch()
+    genstore.open_store(root).close()
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(root), str(flag), str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert read_line(proc, WAIT) == str(n)  # all spooled while the backend was down
+            flag.unlink()  # the backend is back: the child replays, slowly...
+            with genstore.open_store(root) as store:
+                wait_until(
+                    lambda: len(stored(store, indexed=False)) >= n // 4,
+                    "the child to replay some records",
+                )
+                proc.send_signal(signal.SIGKILL)  # ...and dies in the middle of it
+                proc.wait(WAIT)
+                left = Spool(default_spool_dir(store)).status()
+                assert 0 < left.count < n  # killed mid-replay, as intended
+                recorder = Recorder(store)
+                assert recorder.replay_spool() == left.count
+                # The sidecars are the truth: the child may have died between a sidecar and its index row.
+                records = stored(store, indexed=False)
+                assert len(records) == n
+                assert sorted(r.idempotency_key or "" for r in records) == sorted(
+                    f"k-{i}" for i in range(n)
+                )
+                assert recorder.spool_status().count == 0
+                recorder.close()
+        finally:
+            proc.kill()  # also when an assertion failed: never leave the child behind
