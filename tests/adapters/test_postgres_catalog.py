@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import genstore_adapters
 import psycopg
 import pytest
 from genstore import (
@@ -237,6 +238,8 @@ def test_retrying_does_not_retry_lasting_errors() -> None:
 def test_missing_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     monkeypatch.delitem(sys.modules, "genstore_adapters.postgres_catalog")
+    # The re-import below rebinds the package attribute too: have it restored afterwards.
+    monkeypatch.setattr(genstore_adapters, "postgres_catalog", postgres_catalog)
     module = importlib.import_module("genstore_adapters.postgres_catalog")  # imports fine
     with pytest.raises(MissingDependency, match=r"pip install 'genstore\[postgres\]'") as info:
         module.genstore_open_catalog(url=parse_catalog_url(PG_DSN))
