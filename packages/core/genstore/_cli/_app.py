@@ -41,7 +41,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_STORE",
     "EXIT_USAGE",
+    "CatalogOption",
     "State",
+    "UrlOption",
     "app",
     "duration_option",
     "exit_code_for",
@@ -109,10 +111,27 @@ class State:
             store.close()
 
 
-def get_state(ctx: typer.Context) -> State:
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Store URL, as the global --url (also accepted here, after the command)."
+    ),
+]
+CatalogOption = Annotated[
+    str | None,
+    typer.Option("--catalog", help="Catalog URL, as the global --catalog (also accepted here)."),
+]
+
+
+def get_state(ctx: typer.Context, url: str | None = None, catalog: str | None = None) -> State:
+    """The shared state; ``url``/``catalog`` given after the command win over the global ones."""
     state = ctx.find_object(State)
     if state is None:  # only when a command is invoked without the root group
         state = ctx.obj = State(None, None)
+    if url is not None:
+        state.url = url
+    if catalog is not None:
+        state.catalog = catalog
     return state
 
 

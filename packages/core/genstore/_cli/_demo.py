@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from .._records import OperationType
 from .._store import Store
-from ._app import app, get_state
+from ._app import CatalogOption, UrlOption, app, get_state
 from ._render import history_table, images_table
 
 __all__ = ["DEMO_USER", "draw_png", "record_demo", "serve_pngs"]
@@ -132,9 +132,9 @@ def record_demo(store: Store) -> tuple[list[str], list[str]]:
 
 
 @app.command()
-def demo(ctx: typer.Context) -> None:
+def demo(ctx: typer.Context, url: UrlOption = None, catalog: CatalogOption = None) -> None:
     """Record a few operations and user images (offline), then show the history and images."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     store = state.store()
     operations, images = record_demo(store)
     state.out.print(

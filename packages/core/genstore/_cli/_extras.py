@@ -17,7 +17,7 @@ from rich.text import Text
 from .._config import open_store
 from .._plugins import get_plugin_manager, plugin_load_errors
 from ..exceptions import ConfigurationError, MissingDependency
-from ._app import EXIT_FAILURE, app, get_state, progress
+from ._app import EXIT_FAILURE, CatalogOption, UrlOption, app, get_state, progress
 from ._render import as_plain, key_value_table, to_json
 
 __all__: list[str] = []
@@ -88,9 +88,11 @@ def _spool_rows(status: Any) -> dict[str, Any]:
 def spool_status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """How many records wait in the spool, their size and the oldest one's time."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     status = state.store().recorder.spool_status()
     if as_json:
         typer.echo(to_json(status))
@@ -102,9 +104,11 @@ def spool_status(
 def spool_drain(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Save every spooled record now (exit 1 if some are left: the store may be down)."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     recorder = state.store().recorder
     saved = recorder.replay_spool()
     status = recorder.spool_status()
@@ -122,13 +126,19 @@ def spool_drain(
 def supabase_sql() -> None:
     """Print the SQL migration to apply to a Supabase project (tables, indexes, RLS policies)."""
     try:
+        import genstore_adapters  # noqa: F401 - only to tell "not installed" from the rest
+    except ImportError as exc:
+        raise MissingDependency(
+            "genstore supabase-sql", extra="supabase", package="genstore-adapters"
+        ) from exc
+    try:
         from genstore_adapters.supabase import migration_sql
     except ImportError as exc:
-        if (exc.name or "").startswith("genstore_adapters.supabase"):
-            # The adapter is there but older than this command: no extra would help.
+        if (exc.name or "").startswith("genstore_adapters"):
+            # The adapters are there but older than this command: no extra would help.
             raise ConfigurationError(f"supabase-sql is not available: {exc}") from exc
         raise MissingDependency(
-            "genstore supabase-sql", extra="supabase", package=exc.name or "genstore-adapters"
+            "genstore supabase-sql", extra="supabase", package=exc.name or "supabase"
         ) from exc
     typer.echo(migration_sql())
 

@@ -14,7 +14,7 @@ import typer
 
 from .._records import OperationStatus
 from ..exceptions import NotFound
-from ._app import EXIT_FAILURE, app, get_state, report_error, time_option
+from ._app import EXIT_FAILURE, CatalogOption, UrlOption, app, get_state, report_error, time_option
 from ._render import history_table, key_value_table, to_json
 
 __all__: list[str] = []
@@ -84,9 +84,11 @@ def history(
         str | None, typer.Option(help="Continue from a page (printed after the last one).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Operations, newest first."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     page = state.store().history(
         **_filters(user, operation_type, status, since, until), limit=limit, cursor=cursor
     )
@@ -106,9 +108,11 @@ def history(
 def show(
     ctx: typer.Context,
     operation_id: Annotated[str, typer.Argument(metavar="ID", help="An operation id.")],
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """One operation as JSON (exit 4 if there is none)."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     try:
         record = state.store().get_operation(operation_id)
     except NotFound:
@@ -124,9 +128,11 @@ def show(
 def stats(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Counts of operations by type and status, and of images."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     data = state.store().stats()
     if as_json:
         typer.echo(to_json(data))
@@ -154,9 +160,11 @@ def export(
     status: StatusOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Every matching operation, newest first, as CSV or JSON Lines."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     store = state.store()
     filters = _filters(user, operation_type, status, since, until)
     if output is None:

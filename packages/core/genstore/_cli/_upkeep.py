@@ -13,7 +13,16 @@ from rich.filesize import decimal
 from rich.table import Table
 from rich.text import Text
 
-from ._app import EXIT_FAILURE, State, app, duration_option, get_state, progress
+from ._app import (
+    EXIT_FAILURE,
+    CatalogOption,
+    State,
+    UrlOption,
+    app,
+    duration_option,
+    get_state,
+    progress,
+)
 from ._parse import format_duration
 from ._render import key_value_table, to_json
 
@@ -54,9 +63,11 @@ def cleanup(
     ] = timedelta(days=30),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count only; delete nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Delete old operations, then the inputs no remaining operation uses."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     verb = "counting" if dry_run else "deleting"
     with _spinner(state, f"{verb} operations older than {format_duration(older_than)}"):
         report = state.store().cleanup(older_than, dry_run=dry_run)
@@ -76,9 +87,11 @@ def cleanup(
 def reindex(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Rebuild the catalog from the JSON records (exit 1 if some records are corrupt)."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     store = state.store()
     with progress(state, "reindexing") as advance:
         report = store.reindex(progress=advance)
@@ -121,9 +134,11 @@ def verify(
         ),
     ] = timedelta(minutes=10),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Compare blobs, records and catalog; exit 1 if something is (still) wrong."""
-    state = get_state(ctx)
+    state = get_state(ctx, url, catalog)
     store = state.store()
     with _spinner(state, "verifying"):
         report = store.verify(fix=fix, grace=grace)
