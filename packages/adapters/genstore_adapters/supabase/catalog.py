@@ -92,7 +92,7 @@ class SupabaseCatalog(Catalog):
         row = {
             "operation_id": record.operation_id,
             "operation_type": record.operation_type,
-            "status": record.status.value,
+            "status": str(record.status),
             "user_id": record.user_id,
             "idempotency_key": record.idempotency_key,
             "created_at": _ts(record.created_at),
@@ -173,7 +173,7 @@ class SupabaseCatalog(Catalog):
         row = {
             "user_id": record.user_id,
             "image_id": record.image_id,
-            "status": record.status.value,
+            "status": str(record.status),
             "created_at": _ts(record.created_at),
             "updated_at": _ts(record.updated_at),
             "record": record.model_dump(mode="json"),
