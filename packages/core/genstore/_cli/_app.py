@@ -135,8 +135,29 @@ def get_state(ctx: typer.Context, url: str | None = None, catalog: str | None = 
     return state
 
 
+# The order ``genstore --help`` lists the commands in: daily use first.
+_ORDER = (
+    "history",
+    "show",
+    "stats",
+    "export",
+    "cleanup",
+    "reindex",
+    "verify",
+    "demo",
+    "migrate",
+    "spool",
+    "plugins",
+    "supabase-sql",
+)
+
+
 class _Group(TyperGroup):
     """The root group: closes the store after the command and turns errors into one line."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -165,6 +186,8 @@ app = typer.Typer(
     cls=_Group,
     name="genstore",
     help="Keep every AI generation your service performs, on storage you own.",
+    epilog="Exit codes: 0 ok, 1 findings or failures, 2 usage, 3 store or configuration error, "
+    "4 not found.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -181,7 +204,7 @@ def _root(
             envvar="GENSTORE_URL",
             show_envvar=True,
             help="Store URL: a path, file://, s3://bucket/prefix, supabase://bucket, memory://... "
-            "[default: ./genstore-data]",
+            "(default: ./genstore-data).",
         ),
     ] = None,
     catalog: Annotated[
@@ -191,7 +214,7 @@ def _root(
             envvar="GENSTORE_CATALOG",
             show_envvar=True,
             help="Catalog URL: sqlite:///path, postgresql://..., sidecar or supabase "
-            "[default: the store's own]",
+            "(default: the store's own).",
         ),
     ] = None,
 ) -> None:

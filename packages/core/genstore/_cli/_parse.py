@@ -38,6 +38,8 @@ def format_duration(value: timedelta) -> str:
         raise ValueError("durations are never negative")
     parts = []
     for unit, size in _UNITS.items():
+        if unit == "w":  # "30d" reads better than "4w2d"
+            continue
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")

@@ -79,8 +79,8 @@ def cleanup(
         "unused inputs": report.inputs,
         "bytes": decimal(report.bytes),
     }
-    title = "would delete (dry run, nothing deleted)" if dry_run else "deleted"
-    state.out.print(key_value_table(rows, title=title))
+    state.out.print("dry run: would delete (nothing deleted)" if dry_run else "deleted:")
+    state.out.print(key_value_table(rows))
 
 
 @app.command()
