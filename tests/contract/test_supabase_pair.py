@@ -1,0 +1,46 @@
+"""The contract on the supabase backend + supabase catalog, against the FAKE Supabase server.
+
+No Supabase can run here: ``tests/fakes/supabase_server.py`` is a fake at the HTTP boundary that
+follows the observed Storage contract (SUPABASE_STORAGE_API.md, status-in-body errors included)
+and the PostgREST calls the client makes; the store talks to it through the real ``supabase``
+client, configured only by ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import genstore
+import pytest
+from contract import StoreContract
+from fakes.supabase_server import FakeSupabase, running_fake_supabase
+
+
+@pytest.fixture(scope="module")
+def supabase_server() -> Iterator[tuple[FakeSupabase, str]]:
+    with running_fake_supabase() as running:
+        yield running
+
+
+class TestSupabasePair(StoreContract):
+    @pytest.fixture
+    def store_url(
+        self, supabase_server: tuple[FakeSupabase, str], monkeypatch: pytest.MonkeyPatch
+    ) -> str:
+        fake, url = supabase_server
+        fake.reset()
+        monkeypatch.setenv("SUPABASE_URL", url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", fake.service_role_key)
+        monkeypatch.delenv("SUPABASE_STORAGE_URL", raising=False)
+        monkeypatch.delenv("GENSTORE_CATALOG", raising=False)
+        return "supabase://genstore-contract"  # the supabase catalog is the default
+
+    def test_the_pair_is_supabase_storage_and_the_supabase_catalog(
+        self, store: genstore.Store, supabase_server: tuple[FakeSupabase, str]
+    ) -> None:
+        from genstore_adapters.supabase.backend import SupabaseBlobStore
+        from genstore_adapters.supabase.catalog import SupabaseCatalog
+
+        assert isinstance(store.blobs, SupabaseBlobStore)
+        assert isinstance(store.catalog, SupabaseCatalog)
+        assert "genstore-contract" in supabase_server[0].buckets
