@@ -1,0 +1,1 @@
+"""Tests of genstore_asgi: the recording middleware, the example service, reliability."""

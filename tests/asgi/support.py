@@ -1,0 +1,205 @@
+"""Helpers for the middleware tests: driving an ASGI app by hand, and a spy recorder.
+
+``SpyStore``/``SpyRecorder`` is a test double of the store's recorder interface (``submit``,
+``flush``): it keeps what the middleware submitted, reading spooled files as they are handed over
+and deleting them as the real recorder does. It is used only where the test is about what the
+middleware captures (exact bytes, memory); tests about what ends up stored use a real store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def http_scope(
+    path: str,
+    *,
+    method: str = "POST",
+    headers: Iterable[tuple[str, str]] = (),
+    query: bytes = b"",
+) -> Scope:
+    """A minimal HTTP scope as a server would build it (loopback client and server)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+def request_messages(chunks: Sequence[bytes]) -> list[Message]:
+    """``http.request`` messages carrying ``chunks`` (the last one with ``more_body`` False)."""
+    if not chunks:
+        return [{"type": "http.request", "body": b"", "more_body": False}]
+    return [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+class Client:
+    """Feeds ``messages`` to an app's ``receive`` (then ``http.disconnect``); keeps what it sends."""
+
+    def __init__(self, messages: Iterable[Message]) -> None:
+        self._messages = iter(messages)
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        return next(self._messages, {"type": "http.disconnect"})
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    @property
+    def status(self) -> int | None:
+        for message in self.sent:
+            if message["type"] == "http.response.start":
+                status: int = message["status"]
+                return status
+        return None
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
+
+
+async def call(app: ASGIApp, scope: Scope, messages: Iterable[Message]) -> Client:
+    """Run one request through ``app``; the returned client holds the response messages."""
+    client = Client(messages)
+    await app(scope, client.receive, client.send)
+    return client
+
+
+def cut(data: bytes, sizes: Sequence[int]) -> list[bytes]:
+    """``data`` split into chunks of ``sizes`` (cycled); empty chunks in ``sizes`` are kept."""
+    chunks: list[bytes] = []
+    position = 0
+    i = 0
+    while position < len(data):
+        size = sizes[i % len(sizes)] if sizes else len(data)
+        chunks.append(data[position : position + size])
+        position += size
+        i += 1
+        if i > 100_000:  # bounded however odd the sizes
+            break
+    return chunks
+
+
+def multipart(
+    fields: Iterable[tuple[str, str]], files: Iterable[tuple[str, str, bytes, str]]
+) -> tuple[bytes, str]:
+    """A multipart/form-data body and its content type: ``files`` are (field, name, data, type)."""
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for name, filename, data, content_type in files:
+        head = (
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{name}"; filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class Submitted:
+    """One record as the middleware submitted it, with its inputs and result read back."""
+
+    kwargs: dict[str, Any]
+    owned: list[str]
+    inputs: list[bytes]
+    input_kinds: list[str]
+    """``bytes`` or ``path`` for each input: how it was handed over."""
+    result: bytes | None
+
+
+@dataclass
+class SpyRecorder:
+    """Test double of ``store.recorder`` (see the module docstring)."""
+
+    submitted: list[Submitted] = field(default_factory=list)
+    read_files: bool = True
+    """False: hash spooled files in chunks instead of reading them (memory tests)."""
+    hashes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _read(self, source: Any) -> bytes:
+        if isinstance(source, bytes):
+            return source
+        if not self.read_files:
+            digest = hashlib.sha256()
+            with open(source, "rb") as f:
+                while block := f.read(256 * 1024):
+                    digest.update(block)
+            self.hashes.append(digest.hexdigest())
+            return b""
+        with open(source, "rb") as f:
+            return f.read()
+
+    def submit(self, owned_paths: Sequence[str | os.PathLike[str]] = (), **kwargs: Any) -> None:
+        owned = [os.fspath(p) for p in owned_paths]
+        images = list(kwargs.get("input_images", ()))
+        result = kwargs.get("result")
+        entry = Submitted(
+            kwargs=kwargs,
+            owned=owned,
+            inputs=[self._read(image) for image in images],
+            input_kinds=["bytes" if isinstance(i, bytes) else "path" for i in images],
+            result=None if result is None else self._read(result),
+        )
+        for path in owned:
+            os.unlink(path)
+        with self.lock:
+            self.submitted.append(entry)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+
+@dataclass
+class SpyStore:
+    """A store whose only part is a ``SpyRecorder``."""
+
+    recorder: SpyRecorder = field(default_factory=SpyRecorder)
+
+
+async def app_reading_everything(scope: Scope, receive: Receive, send: Send) -> None:
+    """A raw ASGI app that keeps every message it received (in ``scope['state']``) and answers."""
+    received: list[Message] = scope["state"].setdefault("received", [])
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b'{"ok": true}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,199 @@
+"""Nothing lost, nothing duplicated: a backend outage under load, and a server killed with SIGKILL.
+
+The backend is the real local-files backend behind a switch that makes it fail on command
+(``flaky_service``); the server is a real uvicorn on 127.0.0.1 (a thread, or a subprocess for the
+kill test). Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import genstore
+import httpx
+import pytest
+from helpers import free_port
+
+from asgi.flaky_service import Switch, ThreadServer, create_app, open_flaky_store
+
+HERE = Path(__file__).parent
+ROUTE = "/api/generate/text-to-image"
+
+
+def wait_until(what: str, condition: Any, timeout: float, interval: float = 0.1) -> Any:
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def prompts_in(root: Path) -> Counter[str | None]:
+    with genstore.open_store(root) as store:
+        return Counter(record.prompt for record in store.iter_operations())
+
+
+@pytest.mark.slow
+def test_backend_outage_for_the_middle_half_of_1000_requests_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    switch = Switch(tmp_path / "flags")
+    store = open_flaky_store(tmp_path / "store", switch)
+    total = 1000
+    statuses: Counter[int] = Counter()
+    try:
+        with ThreadServer(create_app(store)) as server, httpx.Client(base_url=server.url) as client:
+            deadline = time.monotonic() + 300
+            for i in range(total):
+                if i == total // 4:
+                    switch.set("DOWN")
+                elif i == 3 * total // 4:
+                    switch.clear("DOWN")
+                response = client.post(ROUTE, json={"prompt": f"req-{i}"})
+                statuses[response.status_code] += 1
+                assert time.monotonic() < deadline, "1000 requests took over 300 s"
+            assert statuses == Counter({200: total})  # recording never failed a response
+
+            def all_saved() -> bool:
+                counters = store.recorder.counters
+                return counters.recorded + counters.replayed == total and counters.pending == 0
+
+            wait_until("1000 records saved", all_saved, timeout=120)
+        counters = store.recorder.counters
+        assert counters.spooled > 0, (
+            "the outage never reached the recorder: the test proves nothing"
+        )
+        assert counters.replayed == counters.spooled
+        assert counters.dropped == 0 and counters.rejected == 0
+    finally:
+        switch.clear("DOWN")
+        store.close()
+    prompts = prompts_in(tmp_path / "store")
+    assert sum(prompts.values()) == total
+    assert set(prompts) == {f"req-{i}" for i in range(total)}
+
+
+class Service:
+    """The flaky service in a uvicorn subprocess on 127.0.0.1."""
+
+    def __init__(self, root: Path, flags: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "GENSTORE_TEST_ROOT": str(root),
+            "GENSTORE_TEST_FLAGS": str(flags),
+            "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "asgi.flaky_service:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        self.process = subprocess.Popen(command, env=env, cwd=HERE.parent)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        wait_until("the service to answer", self._answers, timeout=60, interval=0.2)
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"the service exited with {self.process.returncode}")
+        try:
+            status: int = self.client.get("/_status").status_code
+        except httpx.TransportError:
+            return False
+        return status == 200
+
+    def status(self) -> dict[str, int]:
+        data: dict[str, int] = self.client.get("/_status").json()
+        return data
+
+    def generate(self, prompt: str) -> None:
+        assert self.client.post(ROUTE, json={"prompt": prompt}).status_code == 200
+
+    def kill(self) -> None:
+        self.client.close()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(60)
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for service in started:
+        if service.process.poll() is None:
+            service.kill()
+
+
+@pytest.mark.slow
+def test_sigkill_with_records_spooled_then_again_mid_replay_loses_and_duplicates_nothing(
+    tmp_path: Path, services: list[Service]
+) -> None:
+    root, flags = tmp_path / "store", tmp_path / "flags"
+    switch = Switch(flags)
+    total = 60
+
+    # 1. The backend is down: every record goes to the spool. Then the process is killed.
+    switch.set("DOWN")
+    first = Service(root, flags)
+    services.append(first)
+    for i in range(total):
+        first.generate(f"kill-{i}")
+    wait_until(
+        "every record spooled",
+        lambda: (s := first.status())["spooled"] == total and s["pending"] == 0,
+        timeout=60,
+    )
+    first.kill()
+
+    # 2. Back up but slow: the restarted service replays; killed again in the middle of it.
+    switch.clear("DOWN")
+    switch.set("SLOW", "0.05")
+    second = Service(root, flags)
+    services.append(second)
+    second.generate("kick-1")  # the recorder starts (and replays) with its first record
+    wait_until("some replays", lambda: second.status()["replayed"] >= 5, timeout=120)
+    assert second.status()["spool_count"] > 0, "replay finished before the kill: nothing tested"
+    second.kill()
+
+    # 3. Healthy: the next start replays the rest, including what the killed replay had claimed.
+    switch.clear("SLOW")
+    third = Service(root, flags)
+    services.append(third)
+    third.generate("kick-2")
+    wait_until(
+        "the spool to empty",
+        lambda: (s := third.status())["spool_count"] == 0 and s["pending"] == 0,
+        timeout=120,
+    )
+    third.stop()
+
+    prompts = prompts_in(root)
+    expected = {f"kill-{i}" for i in range(total)} | {"kick-1", "kick-2"}
+    assert set(prompts) == expected  # none lost
+    assert max(prompts.values()) == 1, [p for p, n in prompts.items() if n > 1]  # none duplicated
