@@ -538,6 +538,22 @@ def test_an_unreachable_server_is_backend_unavailable(monkeypatch: pytest.Monkey
         open_blobs(f"supabase://{BUCKET}?deadline=0.3")
 
 
+def test_one_store_serves_many_threads(blobs: SupabaseBlobStore, catalog: SupabaseCatalog) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(n: int) -> None:
+        for i in range(5):
+            key = f"operations/t{n}/{i}.bin"
+            blobs.write(key, [f"{n}:{i}".encode()])
+            assert blobs.read(key) == f"{n}:{i}".encode()
+            catalog.upsert_operation(op(n * 10 + i))
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(6)))
+    assert len(list(blobs.list("operations/"))) == 30
+    assert len(list(catalog.operation_ids())) == 30
+
+
 # -- the catalog -------------------------------------------------------------------------------
 
 

@@ -3,6 +3,11 @@
 Each row keeps the whole record as JSON in a ``record`` (jsonb) column, next to the indexed
 columns the queries filter and order on, so records round-trip exactly. The tables, indexes and
 row-level-security policies come from ``migration_sql()`` (printed by ``genstore supabase-sql``).
+
+Catalog URL ``supabase[?option=value...]``: ``timeout`` (seconds per request, default 30),
+``deadline`` (seconds one call may spend retrying, default the backend's or 15), ``max_rows``
+(the project's PostgREST ``db-max-rows`` if set below Supabase's default 1000). Opened next to a
+``supabase://`` backend, the catalog shares its HTTP connection pool.
 """
 
 from __future__ import annotations
