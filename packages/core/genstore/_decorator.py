@@ -5,7 +5,8 @@
 
 What a call becomes (handed to ``store.recorder``, saved in the background):
 
-- ``prompt``: the argument named ``prompt_arg`` (``"prompt"``).
+- ``prompt``: the argument named ``prompt_arg`` (``"prompt"``), else that field of a pydantic
+  model or dict argument (a request body).
 - ``input_images``: arguments named in ``image_args`` (bytes, PIL images, file paths, uploaded
   files with a ``.file``, or lists of them), plus any other argument that *is* bytes or a PIL image
   (or a list of them).
@@ -298,6 +299,8 @@ class _Call:
                 images.extend(found)
             elif not _SECRET.search(name):
                 parameters[name] = _json_safe(value)
+        if prompt is None:
+            prompt = self._prompt_inside_arguments()
         if callable(spec.user_id):
             try:
                 user = spec.user_id(dict(self.arguments))
@@ -315,6 +318,20 @@ class _Call:
             "input_images": images,
             "user_id": user,
         }
+
+    def _prompt_inside_arguments(self) -> str | None:
+        """The prompt as a field of a model or dict argument (a FastAPI request body)."""
+        key = self.spec.prompt_arg
+        for value in self.arguments.values():
+            if isinstance(value, Mapping):
+                found = value.get(key)
+            elif isinstance(value, BaseModel):
+                found = getattr(value, key, None)
+            else:
+                continue
+            if isinstance(found, str):
+                return found
+        return None
 
     def _flat_arguments(self) -> list[tuple[str, Any]]:
         flat: list[tuple[str, Any]] = []

@@ -226,8 +226,8 @@ class Recorder:
             self._wake()
             self.flush(max(0.0, deadline - time.monotonic()))
             self._stop.set()
-            self._wake()
             self._spool_leftovers()
+            self._wake()  # after the leftovers: draining the queue would swallow the wake-up
             thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
             if thread.is_alive():
                 logger.warning("genstore: a save is still running at close; its record is spooled")
