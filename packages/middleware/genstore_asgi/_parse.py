@@ -180,10 +180,15 @@ class _Multipart:
             _add(self.fields, self._name, text)
             self._value = None
 
-    def abandon(self) -> None:
-        """Delete every spooled file (after a parse error)."""
+    def drop_unfinished(self) -> None:
+        """Delete the file of a part the body ended inside of (a truncated upload)."""
         if self._file is not None:
             self._file.discard()
+            self._file = None
+
+    def abandon(self) -> None:
+        """Delete every spooled file (after a parse error)."""
+        self.drop_unfinished()
         for captured in self.files:
             captured.discard()
         self.files = []
@@ -201,6 +206,7 @@ def _parse_multipart(
         for chunk in body.iter_chunks():
             multipart.parser.write(chunk)
         multipart.parser.finalize()
+        multipart.drop_unfinished()
     except (FormParserError, ValueError, OSError) as exc:
         logger.info("genstore: could not parse a multipart body (%s); fields only", exc)
         multipart.abandon()
