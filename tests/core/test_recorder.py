@@ -432,10 +432,9 @@ def test_records_from_an_earlier_process_are_replayed_on_start(
     for i in range(5):
         spool.write({"operation_type": "t", "prompt": f"old{i}", "idempotency_key": f"old-{i}"})
     spool.close()
-    recorder = rec_make()
-    recorder.submit(operation_type="t", prompt="new")  # starting the worker replays the spool
-    settle(recorder)
-    assert len(stored(store)) == 6
+    recorder = rec_make()  # no submit needed: leftovers start the worker
+    wait_until(lambda: recorder.spool_status().count == 0, "the leftovers to be replayed")
+    assert len(stored(store)) == 5
     assert recorder.counters.replayed == 5
 
 
@@ -605,3 +604,39 @@ def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(tmp_path: Path
                 recorder.close()
         finally:
             proc.kill()  # also when an assertion failed: never leave the child behind
+
+
+_EXITING = """
+import sys
+import genstore
+
+store = genstore.open_store(sys.argv[1])
+for i in range(50):
+    store.recorder.submit(operation_type="t", prompt=f"p{i}")
+# no flush, no close: the interpreter's exit drains the queue
+"""
+
+
+def test_interpreter_exit_drains_the_queue(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    subprocess.run([sys.executable, "-c", _EXITING, str(root)], timeout=WAIT, check=True)
+    with genstore.open_store(root) as store:
+        assert len(stored(store)) == 50
+        assert Spool(default_spool_dir(store)).status().count == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_fresh_recorder(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    recorder = rec_make()
+    recorder.submit(operation_type="t", prompt="parent")
+    assert recorder.flush(WAIT)
+    parent_owner = recorder._spool.owner
+    pid = os.fork()
+    if pid == 0:  # the child: checks its state and leaves without running any cleanup
+        fresh = recorder._thread is None and recorder._spool.owner != parent_owner
+        os._exit(0 if fresh and recorder.counters == type(recorder.counters)() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert recorder._thread is not None and recorder._spool.owner == parent_owner

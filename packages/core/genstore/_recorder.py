@@ -126,6 +126,12 @@ class Recorder:
         self._closed = False
         self._setup()
         _live.add(self)
+        try:
+            leftovers = self._spool.has_records()
+        except OSError:
+            leftovers = False
+        if leftovers:  # an earlier process left records: replay them without waiting for traffic
+            self.start()
 
     def _setup(self) -> None:
         self._lock = threading.Lock()
@@ -174,7 +180,7 @@ class Recorder:
             return
         try:
             if self._thread is None:
-                self._start()
+                self.start()
             with self._lock:  # atomic with close(): nothing is queued once it has drained
                 queued = not self._closed
                 if queued:
@@ -269,7 +275,9 @@ class Recorder:
 
     # -- the worker -----------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the worker now (it starts by itself on the first ``submit``, or at once when the
+        spool holds records from an earlier process). Idempotent."""
         with self._lock:
             if self._thread is not None or self._closed:
                 return

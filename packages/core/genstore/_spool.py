@@ -340,6 +340,10 @@ class Spool:
         """Ulids of the records waiting, oldest first."""
         return sorted(name[4:] for name in self._names() if name.startswith("rec-"))
 
+    def has_records(self) -> bool:
+        """Whether any record waits or is claimed (cheap: one directory listing)."""
+        return any(name.startswith(("rec-", "claimed-")) for name in self._names())
+
     def claim(self, ulid: str) -> ClaimedRecord | None:
         """Take ``ulid`` for replay; None if another owner took it first or it cannot be read."""
         self.open()
