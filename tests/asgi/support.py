@@ -88,17 +88,17 @@ async def call(app: ASGIApp, scope: Scope, messages: Iterable[Message]) -> Clien
 
 
 def cut(data: bytes, sizes: Sequence[int]) -> list[bytes]:
-    """``data`` split into chunks of ``sizes`` (cycled); empty chunks in ``sizes`` are kept."""
+    """``data`` split into chunks of ``sizes`` (cycled; each at least 1 byte, so it ends)."""
+    if not sizes or min(sizes) < 1:
+        raise ValueError("chunk sizes must be positive")
     chunks: list[bytes] = []
     position = 0
     i = 0
     while position < len(data):
-        size = sizes[i % len(sizes)] if sizes else len(data)
+        size = sizes[i % len(sizes)]
         chunks.append(data[position : position + size])
         position += size
         i += 1
-        if i > 100_000:  # bounded however odd the sizes
-            break
     return chunks
 
 
