@@ -197,6 +197,13 @@ def test_duration_parsing_raises_nothing_but_value_error(text: str) -> None:
     assert timedelta(0) <= value <= MAX_DURATION
 
 
+@given(st.datetimes(min_value=datetime(1900, 1, 1), timezones=st.sampled_from([UTC, None])))
+def test_iso_times_parse_back_as_utc(value: datetime) -> None:
+    expected = value.replace(tzinfo=UTC)
+    assert parse_time(value.isoformat()) == expected
+    assert parse_time(f"  {value.isoformat()} ") == expected
+
+
 def test_times_are_iso_or_a_duration_ago() -> None:
     now = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
     assert parse_time("7d", now=now) == now - timedelta(days=7)
@@ -510,6 +517,24 @@ def test_spool_status_and_drain(run: Run, url: str) -> None:
     assert "replayed 1 records; 0 left" in drained.stdout
     assert [r["prompt"] for r in json_lines(run("history", "--json").stdout)] == ["spooled"]
     assert json.loads(run("spool", "status", "--json").stdout)["count"] == 0
+
+
+def test_spool_drain_exits_1_when_the_store_refuses(
+    run: Run, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with genstore.open_store(url) as store:
+        spool = Spool(default_spool_dir(store))
+        spool.write({"operation_type": "text_to_image", "prompt": "waits"})
+        spool.close()
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise BackendUnavailable("store is down")
+
+    monkeypatch.setattr(genstore.Store, "save_complete_operation", down)
+    result = run("spool", "drain", "--json")
+    assert result.exit_code == EXIT_FAILURE
+    assert json.loads(result.stdout)["left"] == 1
+    assert json.loads(run("spool", "status", "--json").stdout)["count"] == 1
 
 
 class _ExplodingSchemes:

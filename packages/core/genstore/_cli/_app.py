@@ -66,7 +66,8 @@ def make_console(*, stderr: bool = False) -> Console:
     """A console on the current stdout/stderr; wide when piped so tables do not fold ids."""
     stream = sys.stderr if stderr else sys.stdout
     width: int | None = None
-    if not stream.isatty():
+    isatty = getattr(stream, "isatty", None)
+    if not (callable(isatty) and isatty()):
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) > 0 else _WIDTH_WHEN_PIPED
     return Console(file=stream, width=width, highlight=False)

@@ -6,7 +6,7 @@ is not installed, or a part of genstore that is newer than this build).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -19,6 +19,10 @@ from .._plugins import get_plugin_manager, plugin_load_errors
 from ..exceptions import ConfigurationError, MissingDependency
 from ._app import EXIT_FAILURE, CatalogOption, UrlOption, app, get_state, progress
 from ._render import as_plain, key_value_table, to_json
+
+if TYPE_CHECKING:
+    from .._spool import SpoolStatus
+    from .._store import Store
 
 __all__: list[str] = []
 
@@ -84,6 +88,15 @@ def _spool_rows(status: Any) -> dict[str, Any]:
     return rows
 
 
+def _read_spool(store: Store) -> SpoolStatus:
+    """The spool's status, read without making the store's recorder: a recorder that finds
+    records starts replaying them, and looking must not change what is looked at."""
+    from .._recorder import default_spool_dir
+    from .._spool import Spool
+
+    return Spool(default_spool_dir(store)).status()
+
+
 @spool_app.command("status")
 def spool_status(
     ctx: typer.Context,
@@ -93,7 +106,7 @@ def spool_status(
 ) -> None:
     """How many records wait in the spool, their size and the oldest one's time."""
     state = get_state(ctx, url, catalog)
-    status = state.store().recorder.spool_status()
+    status = _read_spool(state.store())
     if as_json:
         typer.echo(to_json(status))
     else:
@@ -109,15 +122,30 @@ def spool_drain(
 ) -> None:
     """Save every spooled record now (exit 1 if some are left: the store may be down)."""
     state = get_state(ctx, url, catalog)
-    recorder = state.store().recorder
-    saved = recorder.replay_spool()
-    status = recorder.spool_status()
+    store = state.store()
+    recorder = store.recorder
+    recorder.replay_spool()
+    # The recorder's own worker may be replaying too (it starts when it finds records): closing
+    # waits for it, and its counters then hold every record either of them saved.
+    recorder.close()
+    counters = recorder.counters
+    status = _read_spool(store)
     # Records another live process is replaying right now are not ours to wait for.
     left = status.count - status.claimed
     if as_json:
-        typer.echo(to_json({"replayed": saved, "left": left, "status": as_plain(status)}))
+        report = {
+            "replayed": counters.replayed,
+            "rejected": counters.rejected,
+            "left": left,
+            "status": as_plain(status),
+        }
+        typer.echo(to_json(report))
     else:
-        state.out.print(f"replayed {saved} records; {left} left in the spool", soft_wrap=True)
+        rejected = f" ({counters.rejected} rejected as invalid)" if counters.rejected else ""
+        state.out.print(
+            f"replayed {counters.replayed} records{rejected}; {left} left in the spool",
+            soft_wrap=True,
+        )
     if left > 0:
         raise typer.Exit(EXIT_FAILURE)
 
