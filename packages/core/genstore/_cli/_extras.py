@@ -55,6 +55,8 @@ def migrate(
         open_store(dst_url) as dst,
         progress(state, "copying") as advance,
     ):
+        # Shown as the stores name themselves: secrets in the URLs (a catalog DSN) stay out.
+        title = f"migrate {src.blobs.url} → {dst.blobs.url}"
         report = run_migrate(src, dst, verify=verify, progress=advance)
     failures = [str(f) for f in getattr(report, "failures", None) or ()]
     counts = {name: getattr(report, name, None) for name in _MIGRATE_COUNTS}
@@ -64,7 +66,7 @@ def migrate(
         shown = dict(counts)
         if isinstance(shown["bytes"], int):
             shown["bytes"] = decimal(shown["bytes"])
-        state.out.print(key_value_table(shown, title=f"migrate {src_url} → {dst_url}"))
+        state.out.print(key_value_table(shown, title=title))
         for failure in failures[:_SHOWN_FAILURES]:
             state.err.print(Text(f"failed: {failure}", style="red"), soft_wrap=True)
         if len(failures) > _SHOWN_FAILURES:
