@@ -410,7 +410,10 @@ class Store:
         return self._read_sidecar(operation_id)
 
     def _read_sidecar(self, operation_id: str) -> OperationRecord:
-        data = self.blobs.read(_keys.operation_record_key(operation_id))
+        try:
+            data = self.blobs.read(_keys.operation_record_key(operation_id))
+        except NotFound:
+            raise NotFound(f"no operation {operation_id!r} in {self.blobs.url}") from None
         try:
             return OperationRecord.model_validate_json(data)
         except ValidationError as exc:
