@@ -3,6 +3,11 @@
 Options (``?name=value``): ``public`` (``true`` makes a created bucket public and ``url_for``
 answer public URLs; default private, signed URLs), ``timeout`` (seconds per request, default 30),
 ``deadline`` (seconds one call may spend retrying, default 15).
+
+Streaming: ``open`` streams the download through the httpx pool the supabase client uses;
+``write`` spools an iterable past 8 MiB to a temporary file (storage3 uploads bytes or a file
+path, never an iterable) and httpx streams that file as the one upload request. Listing uses the
+Storage list endpoint folder by folder (folders are entries whose ``id`` is null), 100 a page.
 """
 
 from __future__ import annotations
