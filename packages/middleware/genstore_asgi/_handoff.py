@@ -1,28 +1,33 @@
 """From the request path to the store's background recorder, through one worker thread.
 
-The request path only enqueues a finished ``Exchange`` (a few microseconds); parsing bodies and
-building the record happen on this module's thread, which then calls ``store.recorder.submit`` —
-which never blocks and never raises. A ``ThreadPoolExecutor`` is used because its queue is drained
-at interpreter exit, so exchanges still waiting when the process ends normally are not lost.
+The request path only appends a finished ``Exchange`` to a deque (well under a microsecond; the
+worker is woken only when it sleeps, so under load there is no per-request thread switch).
+Parsing bodies and building the record happen on the worker, which then calls
+``store.recorder.submit`` — which never blocks and never raises. At interpreter exit the worker's
+queue is drained (within ``EXIT_DRAIN_SECONDS``), so a normal exit loses nothing queued.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 from ._capture import _unlink
 from ._exchange import Exchange, RecordOptions, minimal_record, to_record
 
-__all__ = ["Handoff", "RecorderLike", "StoreLike"]
+__all__ = ["EXIT_DRAIN_SECONDS", "Handoff", "RecorderLike", "StoreLike"]
 
 logger = logging.getLogger(__name__)
+
+EXIT_DRAIN_SECONDS = 10.0
+"""How long interpreter exit waits for exchanges still queued."""
 
 
 class RecorderLike(Protocol):
@@ -58,8 +63,15 @@ class Handoff:
     def __init__(self, store: StoreLike | None, options: RecordOptions) -> None:
         self._store = store
         self._options = options
-        self._executor: ThreadPoolExecutor | None = None
+        self._queue: deque[Exchange] = deque()
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._settled = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._sleeping = False
+        self._busy = 0
+        """Exchanges queued or being recorded (guarded by ``_lock``)."""
+        _live.add(self)
 
     @property
     def store(self) -> StoreLike:
@@ -72,21 +84,39 @@ class Handoff:
 
     def submit(self, exchange: Exchange) -> None:
         """Queue ``exchange`` for recording; never blocks on I/O, never raises."""
-        executor = self._executor
-        if executor is None:
-            executor = self._start()
-        try:
-            executor.submit(self._record, exchange)
-        except RuntimeError:
-            # The executor is shut down (interpreter exit, or a late request after lifespan
-            # shutdown): record inline rather than lose it.
-            self._record(exchange)
-
-    def _start(self) -> ThreadPoolExecutor:
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="genstore-asgi")
-            return self._executor
+            self._busy += 1
+        self._queue.append(exchange)
+        if self._thread is None:
+            self._start()
+        elif self._sleeping:  # a stale read only costs one spare wake-up, never a lost one
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="genstore-asgi-handoff", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        queue = self._queue
+        while True:
+            self._wake.clear()
+            self._sleeping = True
+            if not queue:  # checked after _sleeping is set: a submit in between wakes us
+                self._wake.wait()
+            self._sleeping = False
+            while queue:
+                exchange = queue.popleft()
+                try:
+                    self._record(exchange)
+                finally:
+                    with self._lock:
+                        self._busy -= 1
+                        if self._busy == 0:
+                            self._settled.notify_all()
 
     def _record(self, exchange: Exchange) -> None:
         owned: list[str] = []
@@ -98,7 +128,9 @@ class Handoff:
                     "genstore: could not read a %s exchange; recording bare facts", exchange.path
                 )
                 record = minimal_record(exchange)
-            self.store.recorder.submit(owned, **record)
+            recorder = self.store.recorder
+            _ensure_exit_hook()
+            recorder.submit(owned, **record)
         except Exception:
             # Only reachable when the store itself cannot be reached (default store failing to
             # open, or a recorder breaking its never-raise contract).
@@ -106,20 +138,26 @@ class Handoff:
             for path in owned:
                 _unlink(path)
 
+    def wait(self, timeout: float) -> bool:
+        """Wait until every queued exchange reached the recorder; False if ``timeout`` ran out."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            while self._busy > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._settled.wait(remaining)
+        return True
+
     def drain(self, timeout: float) -> bool:
         """Wait until every queued exchange reached the recorder, then flush the recorder.
 
         True when both finished within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        executor = self._executor
-        if executor is not None:
-            marker: Future[None] = executor.submit(lambda: None)
-            try:
-                marker.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                return False
-        if self._store is None and executor is None:
+        if not self.wait(timeout):
+            return False
+        if self._store is None and self._thread is None:
             return True  # nothing was ever recorded: do not open the default store for nothing
         try:
             return self.store.recorder.flush(max(0.0, deadline - time.monotonic()))
@@ -127,9 +165,27 @@ class Handoff:
             logger.exception("genstore: flushing the recorder failed")
             return False
 
-    def close(self) -> None:
-        """Stop the worker thread once its queue is empty (a later submit starts a new one)."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)
+
+_live: weakref.WeakSet[Handoff] = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _ensure_exit_hook() -> None:
+    # Registered once a recorder exists, so after the recorder's own exit hook: atexit runs hooks
+    # last-in first-out, so ours hands the queue over before the recorder drains and closes.
+    global _exit_hook_registered
+    if _exit_hook_registered:
+        return
+    with _exit_hook_lock:
+        if not _exit_hook_registered:
+            atexit.register(_drain_at_exit)
+            _exit_hook_registered = True
+
+
+def _drain_at_exit() -> None:
+    """At interpreter exit: hand what is still queued to the recorder (which spools if it must)."""
+    deadline = time.monotonic() + EXIT_DRAIN_SECONDS
+    for handoff in list(_live):
+        if not handoff.wait(max(0.0, deadline - time.monotonic())):
+            logger.warning("genstore: exchanges still queued at exit were not recorded")

@@ -83,22 +83,23 @@ class RecordingMiddleware:
         self.handoff = Handoff(store, options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await self.app(scope, self._lifespan_receive(receive), send)
-            else:
-                await self.app(scope, receive, send)
-            return
-        operation_type = None
-        if scope["method"] in self.record_methods:
-            try:
-                operation_type = self.matcher.match(scope)
-            except Exception:
-                logger.exception("genstore: the routes callable raised; not recording this request")
-        if operation_type is None:
-            await self.app(scope, receive, send)
-            return
-        await RecordingResponder(self, operation_type)(scope, receive, send)
+        scope_type = scope["type"]
+        if scope_type == "http":
+            if scope["method"] in self.record_methods:
+                operation_type = self._operation_type(scope)
+                if operation_type is not None:
+                    await RecordingResponder(self, operation_type)(scope, receive, send)
+                    return
+        elif scope_type == "lifespan":
+            receive = self._lifespan_receive(receive)
+        await self.app(scope, receive, send)
+
+    def _operation_type(self, scope: Scope) -> str | None:
+        try:
+            return self.matcher.match(scope)
+        except Exception:
+            logger.exception("genstore: the routes callable raised; not recording this request")
+            return None
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def receive_lifespan() -> Message:

@@ -18,6 +18,9 @@ path segment, ``**`` matches across segments. A trailing ``/`` is ignored on bot
 """
 
 
+_MAX_SEEN = 4096
+
+
 def _compile_glob(pattern: str) -> re.Pattern[str]:
     parts = re.split(r"(\*\*|\*)", pattern)
     regex = "".join(
@@ -41,6 +44,8 @@ class RouteMatcher:
     def __init__(self, routes: Routes) -> None:
         self._callable: Callable[[Scope], str | None] | None = None
         self._exact: dict[str, str] = {}
+        self._seen: dict[str, str | None] = {}
+        """Paths already answered (exact ones up front): one dict lookup per request."""
         self._globs: list[tuple[re.Pattern[str], str]] = []
         if callable(routes):
             self._callable = routes
@@ -54,12 +59,23 @@ class RouteMatcher:
                 self._globs.append((_compile_glob(_strip(pattern)), operation_type))
             else:
                 self._exact[_strip(pattern)] = operation_type
+        self._seen.update(self._exact)
 
     def match(self, scope: Scope) -> str | None:
         """The operation type for this request's path, or None to let it pass unrecorded."""
         if self._callable is not None:
             return self._callable(scope)
         path: str = scope["path"]
+        try:
+            return self._seen[path]
+        except KeyError:
+            pass
+        found = self._match_path(path)
+        if len(self._seen) < _MAX_SEEN:  # paths with ids in them must not grow this forever
+            self._seen[path] = found
+        return found
+
+    def _match_path(self, path: str) -> str | None:
         found = self._exact.get(path)
         if found is not None:
             return found
