@@ -13,14 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import pluggy
 
 from ._records import ImageRecord, ImageStatus, OperationRecord
-
-if TYPE_CHECKING:
-    from ._url import StoreURL
+from ._url import StoreURL
 
 __all__ = [
     "BlobInfo",
