@@ -197,3 +197,50 @@ def test_sigkill_with_records_spooled_then_again_mid_replay_loses_and_duplicates
     expected = {f"kill-{i}" for i in range(total)} | {"kick-1", "kick-2"}
     assert set(prompts) == expected  # none lost
     assert max(prompts.values()) == 1, [p for p, n in prompts.items() if n > 1]  # none duplicated
+
+
+EXIT_SCRIPT = """
+import asyncio, sys, time
+import httpx
+import genstore
+from genstore_asgi import RecordingMiddleware
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def generate(request):
+    await request.body()
+    return JSONResponse({"success": True, "resultUrl": None})
+
+def slow_extractor(body):
+    time.sleep(0.5)  # runs on the handoff thread: the exchange is still queued at exit
+    return None
+
+store = genstore.open_store(sys.argv[1])
+app = RecordingMiddleware(
+    Starlette(routes=[Route("/gen", generate, methods=["POST"])]),
+    store=store, routes={"/gen": "text_to_image"}, result_extractor=slow_extractor,
+)
+
+async def main():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        for i in range(3):
+            assert (await client.post("/gen", json={"prompt": f"exit-{i}"})).status_code == 200
+
+asyncio.run(main())
+# No flush, no close: the interpreter exits with records still queued.
+"""
+
+
+def test_records_still_queued_at_a_normal_exit_are_saved(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert prompts_in(root) == Counter({"exit-0": 1, "exit-1": 1, "exit-2": 1}), done.stderr

@@ -99,6 +99,7 @@ class Handoff:
                     target=self._run, name="genstore-asgi-handoff", daemon=True
                 )
                 self._thread.start()
+        _exit_hook.install()
 
     def _run(self) -> None:
         queue = self._queue
@@ -129,7 +130,7 @@ class Handoff:
                 )
                 record = minimal_record(exchange)
             recorder = self.store.recorder
-            _ensure_exit_hook()
+            _exit_hook.after_recorders()
             recorder.submit(owned, **record)
         except Exception:
             # Only reachable when the store itself cannot be reached (default store failing to
@@ -167,25 +168,45 @@ class Handoff:
 
 
 _live: weakref.WeakSet[Handoff] = weakref.WeakSet()
-_exit_hook_lock = threading.Lock()
-_exit_hook_registered = False
 
 
-def _ensure_exit_hook() -> None:
-    # Registered once a recorder exists, so after the recorder's own exit hook: atexit runs hooks
-    # last-in first-out, so ours hands the queue over before the recorder drains and closes.
-    global _exit_hook_registered
-    if _exit_hook_registered:
-        return
-    with _exit_hook_lock:
-        if not _exit_hook_registered:
-            atexit.register(_drain_at_exit)
-            _exit_hook_registered = True
+class _ExitHook:
+    """Registers ``_drain_at_exit`` with atexit, and moves it after the recorders' own hook.
+
+    atexit runs hooks last-in first-out. The recorder module (imported when a store's recorder is
+    first used) registers its drain-and-close hook then; re-registering ours after that makes it
+    run first, so queued exchanges reach a recorder that is still open.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._installed = False
+        self._moved = False
+
+    def install(self) -> None:
+        with self._lock:
+            if not self._installed:
+                atexit.register(_drain_at_exit)
+                self._installed = True
+
+    def after_recorders(self) -> None:
+        if self._moved:
+            return
+        with self._lock:
+            if not self._moved:
+                atexit.unregister(_drain_at_exit)
+                atexit.register(_drain_at_exit)
+                self._installed = self._moved = True
 
 
 def _drain_at_exit() -> None:
     """At interpreter exit: hand what is still queued to the recorder (which spools if it must)."""
     deadline = time.monotonic() + EXIT_DRAIN_SECONDS
     for handoff in list(_live):
-        if not handoff.wait(max(0.0, deadline - time.monotonic())):
-            logger.warning("genstore: exchanges still queued at exit were not recorded")
+        # drain also flushes the recorder: its own exit hook may have been registered too late
+        # to run (the recorder module can be imported by the worker while the process exits).
+        if not handoff.drain(max(0.0, deadline - time.monotonic())):
+            logger.warning("genstore: records still queued at exit may be lost")
+
+
+_exit_hook = _ExitHook()
