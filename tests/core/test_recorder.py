@@ -263,6 +263,7 @@ def test_claims_of_a_dead_owner_are_taken_back(tmp_path: Path) -> None:
         spool = Spool({str(tmp_path)!r})
         assert spool.claim({ulid!r}) is not None
         os.mkdir(spool.path / f"tmp-{{spool.owner}}-HALFWRITTEN")
+        os.mkdir(spool.path / f"done-{{spool.owner}}-HALFDELETED")
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -271,7 +272,7 @@ def test_claims_of_a_dead_owner_are_taken_back(tmp_path: Path) -> None:
     assert spool.waiting() == [] and spool.status().claimed == 1
     assert spool.recover() == 1
     assert spool.waiting() == [ulid]
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(("tmp-", "claimed-"))]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(("tmp-", "claimed-", "done-"))]
     claimed = spool.claim(ulid)
     assert claimed is not None and Path(claimed.kwargs["input_images"][0]).read_bytes() == b"img"
 
@@ -480,8 +481,9 @@ def test_close_drains_within_the_timeout_and_leaves_the_rest_spooled(
     assert recorder.spool_status().count == 31
     blobs.gate.set()
     assert recorder.flush(WAIT)  # the hanging save finishes too
-    later = rec_make()
-    assert later.replay_spool() == 31
+    later = rec_make()  # finds the leftovers and replays them
+    settle(later)
+    assert later.counters.replayed == 31
     records = stored(store)
     assert len(records) == 31 and len({r.idempotency_key for r in records}) == 31
     assert recorder.counters.dropped == 0
@@ -592,8 +594,10 @@ def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(tmp_path: Path
                 proc.wait(WAIT)
                 left = Spool(default_spool_dir(store)).status()
                 assert 0 < left.count < n  # killed mid-replay, as intended
-                recorder = Recorder(store)
-                assert recorder.replay_spool() == left.count
+                recorder = Recorder(store)  # finds the leftovers: its worker replays them
+                recorder.replay_spool()  # and so does this call, concurrently
+                settle(recorder)
+                assert recorder.counters.replayed == left.count
                 # The sidecars are the truth: the child may have died between a sidecar and its index row.
                 records = stored(store, indexed=False)
                 assert len(records) == n

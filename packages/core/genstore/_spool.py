@@ -4,6 +4,7 @@
     <spool>/rec-<ulid>/in-0.bin ...         its artefacts (bytes written beside the call)
     <spool>/tmp-<pid>-<token>-<ulid>/       being written (a crash leaves it; it never replays)
     <spool>/claimed-<pid>-<token>-<ulid>/   being replayed by the process (pid, token) right now
+    <spool>/done-<pid>-<token>-<ulid>/      saved, being deleted
     <spool>/bad-<ulid>/                     call.json unreadable: kept for a human, never replayed
     <spool>/owners/<pid>-<token>.lock       held (flock) for as long as that spool owner lives
 
@@ -23,7 +24,8 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Collection, Iterator, Mapping
+import threading
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,7 +249,14 @@ class ClaimedRecord:
 
     def done(self) -> None:
         """Delete the record: it is saved (or can never be)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        # Renamed first: a crash in the middle of deleting must not leave a claim without its
+        # call.json, which would be taken back and look corrupt.
+        trash = self._spool.path / f"done-{self._spool.owner}-{self.ulid}"
+        try:
+            os.rename(self.path, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
 
     def release(self) -> None:
         """Put the record back for a later replay."""
@@ -263,6 +272,7 @@ class Spool:
         self.pid = os.getpid()
         self.token = secrets.token_hex(4)
         self._lock_fd: int | None = None
+        self._open_lock = threading.Lock()
 
     @property
     def owner(self) -> str:
@@ -270,27 +280,31 @@ class Spool:
         return f"{self.pid}-{self.token}"
 
     def open(self) -> None:
-        """Create the folders and take this owner's liveness lock (idempotent)."""
+        """Create the folders and take this owner's liveness lock (idempotent, thread-safe)."""
         if self._lock_fd is not None:
             return
-        (self.path / "owners").mkdir(parents=True, exist_ok=True)
-        if fcntl is None:  # pragma: no cover
-            return
-        final = self.path / "owners" / f"{self.owner}.lock"
-        temp = final.with_suffix(".new")
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            # Locked before it is visible under its final name: nobody can see it free and live.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.replace(temp, final)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._lock_fd = fd
+        with self._open_lock:
+            if self._lock_fd is not None:
+                return
+            (self.path / "owners").mkdir(parents=True, exist_ok=True)
+            if fcntl is None:  # pragma: no cover
+                return
+            final = self.path / "owners" / f"{self.owner}.lock"
+            temp = final.with_suffix(".new")
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                # Locked before it is visible under its final name: nobody sees it free and live.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.replace(temp, final)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._lock_fd = fd
 
     def close(self) -> None:
         """Release the liveness lock (claims still held become free for others to take back)."""
-        fd, self._lock_fd = self._lock_fd, None
+        with self._open_lock:
+            fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.path / "owners" / f"{self.owner}.lock")
@@ -369,13 +383,16 @@ class Spool:
         return ClaimedRecord(ulid, target, kwargs, self)
 
     def recover(self) -> int:
-        """Take back claims and remove temp folders of owners that died; return records freed."""
+        """Take back claims, and remove half-written and half-deleted folders, of owners that died.
+
+        Returns how many records were taken back.
+        """
         if not self.path.is_dir():
             return 0
         freed = 0
         for name in self._names():
             kind, _, rest = name.partition("-")
-            if kind not in ("claimed", "tmp"):
+            if kind not in ("claimed", "tmp", "done"):
                 continue
             pid, _, rest = rest.partition("-")
             token, _, ulid = rest.partition("-")
@@ -406,7 +423,7 @@ class Spool:
             when = _ulid_time(rest.rsplit("-", 1)[-1])
             if when is not None and (oldest is None or when < oldest):
                 oldest = when
-            size += sum(f.stat().st_size for f in _files(self.path / name))
+            size += _folder_size(self.path / name)
         return SpoolStatus(self.path, count, size, oldest, claimed, bad)
 
     def _names(self) -> list[str]:
@@ -436,11 +453,18 @@ class Spool:
         return False
 
 
-def _files(folder: Path) -> Iterator[Path]:
-    with contextlib.suppress(FileNotFoundError):
-        for entry in folder.iterdir():
+def _folder_size(folder: Path) -> int:
+    # Records move (claimed, put back, deleted) while we look: a vanished file counts as 0.
+    total = 0
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
             if entry.is_file():
-                yield entry
+                total += entry.stat().st_size
+    return total
 
 
 def _write_json(path: Path, doc: Mapping[str, Any], fsync: bool) -> None:
