@@ -67,12 +67,15 @@ def _serve() -> None:
 
 
 def _child(mode: str, base_url: str, size: int, root: str) -> dict[str, Any]:
-    """Stream ``size`` bytes into the store (``genstore``) or a plain file (``raw``); measure RSS."""
+    """Stream ``size`` bytes into the store (``genstore``) or a plain file (``raw``).
+
+    Prints a ``ready`` line with the baseline after the warm-up, waits for a line on stdin (the
+    parent starts sampling this process's RSS from outside), then saves and returns the figures.
+    """
     import genstore
     import httpx
     import psutil
 
-    proc = psutil.Process()
     store = genstore.open_store(root)
     client = httpx.Client(timeout=60.0)
 
@@ -92,32 +95,19 @@ def _child(mode: str, base_url: str, size: int, root: str) -> dict[str, Any]:
     # Warm up the same path: imports, HTTP client and catalog connection belong in the baseline.
     save(_WARM_UP)
     gc.collect()
-    baseline = proc.memory_info().rss
+    baseline = psutil.Process().memory_info().rss
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
-    peak = baseline
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, proc.memory_info().rss)
-            stop.wait(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.readline()
     start = time.perf_counter()
     stored, error = save(size)
     seconds = time.perf_counter() - start
-    stop.set()
-    sampler.join()
-    peak = max(peak, proc.memory_info().rss)
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
     store.close()
     client.close()
     return {
         "mode": mode,
         "baseline_rss": baseline,
-        "peak_rss": peak,
         "maxrss_before": maxrss_before,
         "maxrss_after": maxrss_after,
         "seconds": seconds,
@@ -127,27 +117,55 @@ def _child(mode: str, base_url: str, size: int, root: str) -> dict[str, Any]:
 
 
 def _run_child(mode: str, base_url: str, size: int) -> dict[str, Any]:
+    """Run one child; sample its RSS every millisecond from this process (the child's GIL and
+    pauses cannot hide a spike from an outside observer)."""
+    import psutil
+
     with fresh_dir(f"memory-{mode}") as root:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench._core_memory",
-                "child",
-                mode,
-                base_url,
-                str(size),
-                str(root),
-            ],
+        args = ["-m", "bench._core_memory", "child", mode, base_url, str(size), str(root)]
+        child = subprocess.Popen(
+            [sys.executable, *args],
             cwd=_ROOT,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=900,
-            check=False,
         )
-    if out.returncode != 0:
-        raise RuntimeError(f"{mode} child failed ({out.returncode}): {out.stderr[-2000:]}")
-    data: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        watchdog = threading.Timer(900, child.kill)  # bounded: a stuck child cannot hang the run
+        watchdog.start()
+        stop = threading.Event()
+        peak = 0
+
+        def sample() -> None:
+            nonlocal peak
+            proc = psutil.Process(child.pid)
+            with contextlib.suppress(psutil.Error):
+                while not stop.is_set():
+                    peak = max(peak, proc.memory_info().rss)
+                    time.sleep(0.001)
+
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            ready = child.stdout.readline()
+            sampler = threading.Thread(target=sample, daemon=True)
+            if ready:
+                sampler.start()
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            line = child.stdout.readline()
+            stop.set()
+            if ready:
+                sampler.join()
+            _, err = child.communicate()
+        finally:
+            watchdog.cancel()
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    if child.returncode != 0 or not line:
+        raise RuntimeError(f"{mode} child failed ({child.returncode}): {err[-2000:]}")
+    data: dict[str, Any] = json.loads(line)
+    data["peak_rss"] = max(peak, data["baseline_rss"])
     if data["error"] or data["stored"] != size:
         raise RuntimeError(f"{mode} child stored {data['stored']} of {size} bytes: {data['error']}")
     return data
@@ -223,8 +241,9 @@ def bench_memory(size: int = GiB, rounds: int = 2) -> dict[str, Any]:
             f"Baseline RSS is taken after a warm-up save of {_WARM_UP // KiB} KiB through the "
             "same path (imports, HTTP client, catalog connection), so growth is what the size "
             "of the download costs.",
-            "RSS sampled every 2 ms by a psutil thread; ru_maxrss is the kernel's high-water mark "
-            "for the whole process life, so minus the baseline it is an upper bound.",
+            "RSS sampled every 1 ms from the parent process (psutil), so the child's GIL cannot "
+            "hide a spike; ru_maxrss is the kernel's high-water mark for the child's whole life "
+            "(imports included), so minus the baseline it is an upper bound.",
             "The server (another process) shares the machine's cores with the saver; MB = 10^6 B.",
         ],
     }
