@@ -188,7 +188,7 @@ def _row_cells(row: Any) -> dict[str, str]:
     return {
         "metric": _fmt(row.get("metric", "")),
         "value": value,
-        "goal": _fmt(row.get("goal", "")),
+        "goal": "" if row.get("goal") is None else _fmt(row["goal"]),
         "met": _met(row.get("ok")),
         "baseline (same run)": _with(row.get("baseline"), row.get("baseline_label")),
         "ratio": _with(row.get("ratio"), row.get("ratio_label")),
@@ -233,7 +233,7 @@ def _render_section(section: Any, level: str = "###") -> tuple[list[str], list[d
     if isinstance(rows, list) and rows:
         out += [*_table(rows), ""]
         for row in rows:
-            if isinstance(row, Mapping) and "goal" in row:
+            if isinstance(row, Mapping) and row.get("goal") is not None:
                 summary.append(
                     {
                         "benchmark": name,

@@ -63,6 +63,7 @@ def test_run_all_renders_conventional_and_odd_results(tmp_path: Path) -> None:
                         "runs": [1, 2],
                     },
                     {"latency": 3},
+                    {"metric": "no goal here", "value": 1, "goal": None},
                     "a bare string row",
                 ],
                 "notes": ["one note"],
@@ -88,6 +89,7 @@ def test_run_all_renders_conventional_and_odd_results(tmp_path: Path) -> None:
         "['not', 'a', 'dict']",
     ):
         assert expected in text, expected
+    assert "None" not in text  # a goal of None is no goal, neither shown nor summarised
     odd = run_all.render_module(_outcome(42))
     assert "42" in odd
     failed = run_all.render_module({"name": "demo", "error": "ImportError: x", "traceback": "tb"})
