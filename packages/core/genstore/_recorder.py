@@ -170,7 +170,9 @@ class Recorder:
         and PIL images, read later: do not change them after submitting). ``owned_paths`` are files
         handed over with the record (e.g. spooled request bodies): the recorder moves or deletes
         them when done. Without an ``idempotency_key`` one is assigned, so replays never duplicate;
-        ``created_at`` defaults to now, so a replayed record keeps its time.
+        ``created_at`` defaults to now, so a replayed record keeps its time. When the queue is full
+        (the store is slower than the traffic), the record is spooled in the calling thread: a
+        local disk write instead of a lost record.
         """
         try:
             item = _make_item(owned_paths, save_kwargs)
