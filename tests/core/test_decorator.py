@@ -233,6 +233,24 @@ def test_generators_record_their_last_value_and_closing_early_is_a_failure(
     assert closed.error.startswith("cancelled")
 
 
+def test_a_thrown_exception_reaches_the_generator_unchanged(rec_deco_store: Store) -> None:
+    @record("t", store=rec_deco_store)
+    def resilient(prompt: str) -> Generator[str, None, None]:
+        try:
+            yield "working"
+        except KeyError as exc:
+            yield f"recovered from {exc.args[0]}"
+
+    gen = resilient("p")
+    assert next(gen) == "working"
+    assert gen.throw(KeyError("boom")) == "recovered from boom"
+    with pytest.raises(StopIteration):
+        next(gen)
+    saved = only(rec_deco_store)
+    assert saved.status == "succeeded"
+    assert saved.parameters == {"return": "recovered from boom"}
+
+
 def test_async_generators_record_too(rec_deco_store: Store) -> None:
     @record("text_to_video", store=rec_deco_store)
     async def frames(prompt: str) -> AsyncIterator[bytes]:
