@@ -6,7 +6,9 @@ store.history(user_id="user_1").items
 """
 
 from ._config import default_store, open_store, save_complete_operation, set_default_store
+from ._decorator import record
 from ._plugins import register_plugin
+from ._recorder import Recorder, RecorderCounters, SpoolStatus
 from ._records import (
     SCHEMA_VERSION,
     ArtifactRef,
@@ -51,13 +53,17 @@ __all__ = [
     "OperationType",
     "Page",
     "PayloadTooLarge",
+    "Recorder",
+    "RecorderCounters",
     "RequestInfo",
     "SaveResult",
+    "SpoolStatus",
     "Store",
     "StoreOptions",
     "default_store",
     "hookimpl",
     "open_store",
+    "record",
     "register_plugin",
     "save_complete_operation",
     "set_default_store",

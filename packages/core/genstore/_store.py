@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-import httpx
 from pydantic import JsonValue, ValidationError
 
 from . import _keys
-from ._download import DownloadError, open_download
 from ._ids import check_id, new_operation_id
 from ._plugins import get_plugin_manager
 from ._records import (
@@ -36,6 +34,8 @@ from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog, HistoryQuery
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._images import ImagesAPI
     from ._maintenance import CleanupReport, ReindexReport, VerifyReport
     from ._recorder import Recorder
@@ -134,6 +134,8 @@ class Store:
     def _client(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
+                import httpx  # imported on first download: it costs ~0.5 s at start-up
+
                 timeout = httpx.Timeout(self.options.download_timeout, connect=10.0)
                 self._http = httpx.Client(timeout=timeout, follow_redirects=True)
             return self._http
@@ -245,11 +247,17 @@ class Store:
         except AlreadyExists:
             pass
         claimed = json.loads(self.blobs.read(marker))["operation_id"]
+        indexed = self.catalog.get_operation(claimed)
+        if indexed is not None:
+            return indexed, marker, claimed
         try:
-            return self.get_operation(claimed), marker, claimed
+            committed = self._read_sidecar(claimed)
         except NotFound:
             # The first attempt died before its commit point: finish it under the same id.
             return None, marker, claimed
+        # The first attempt died between its commit point and the catalog: index it now.
+        self._index(committed)
+        return committed, marker, claimed
 
     def _store_input(self, source: Source) -> ArtifactRef:
         payload = prepare(source, limit=self.options.max_input_bytes, what="input image")
@@ -292,6 +300,8 @@ class Store:
     def _download_result(
         self, operation_id: str, url: str
     ) -> tuple[ArtifactRef | None, str | None]:
+        from ._download import DownloadError, open_download
+
         try:
             with open_download(self._client(), url, limit=self.options.max_result_bytes) as dl:
                 chunks = iter(dl.chunks)
@@ -348,6 +358,9 @@ class Store:
         """Write the record JSON (the commit point), then index it."""
         key = _keys.operation_record_key(record.operation_id)
         self.blobs.write(key, [record.model_dump_json().encode()], content_type="application/json")
+        self._index(record)
+
+    def _index(self, record: OperationRecord) -> None:
         try:
             self.catalog.upsert_operation(record)
         except GenstoreError:
