@@ -65,17 +65,25 @@ def default_result_extractor(body: Any) -> str | None:
         return _first_url(body)
     if not isinstance(body, dict):
         return None
-    for name in RESULT_FIELDS:
-        found = _first_url(body.get(name))
-        if found:
-            return found
+    found = _first_field_url(body)
+    if found:
+        return found
     for name in _NESTED:
         nested = body.get(name)
         if isinstance(nested, dict):
-            for field in RESULT_FIELDS:
-                found = _first_url(nested.get(field))
-                if found:
-                    return found
+            found = _first_field_url(nested)
+            if found:
+                return found
+    return None
+
+
+def _first_field_url(body: dict[str, Any]) -> str | None:
+    for name in RESULT_FIELDS:
+        value = body.get(name)
+        if value is not None:
+            found = _first_url(value)
+            if found:
+                return found
     return None
 
 

@@ -1,7 +1,8 @@
 """From the request path to the store's background recorder, through one worker thread.
 
-The request path only appends a finished ``Exchange`` to a deque (well under a microsecond; the
-worker is woken only when it sleeps, so under load there is no per-request thread switch).
+The request path only appends a finished ``Exchange`` to a deque (well under a microsecond). The
+worker is woken only when it is idle, and after each batch it lets ``BATCH_WINDOW`` pass, so under
+load it takes the GIL once per window rather than once per request.
 Parsing bodies and building the record happen on the worker, which then calls
 ``store.recorder.submit`` — which never blocks and never raises. At interpreter exit the worker's
 queue is drained (within ``EXIT_DRAIN_SECONDS``), so a normal exit loses nothing queued.
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 EXIT_DRAIN_SECONDS = 10.0
 """How long interpreter exit waits for exchanges still queued."""
+
+BATCH_WINDOW = 0.01
+"""Seconds the worker lets exchanges gather after a batch (see ``Handoff._run``)."""
 
 
 class RecorderLike(Protocol):
@@ -69,6 +73,8 @@ class Handoff:
         self._settled = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._sleeping = False
+        self._flushing = threading.Event()
+        """Set while someone waits for the queue to empty: no batching window then."""
         self._busy = 0
         """Exchanges queued or being recorded (guarded by ``_lock``)."""
         _live.add(self)
@@ -118,6 +124,10 @@ class Handoff:
                         self._busy -= 1
                         if self._busy == 0:
                             self._settled.notify_all()
+            # Let the next exchanges gather before taking the GIL again: under load this thread
+            # then wakes once per window, not once per request (each wake-up costs the event loop
+            # a GIL hand-over). Submits during the window do not wake it.
+            self._flushing.wait(BATCH_WINDOW)
 
     def _record(self, exchange: Exchange) -> None:
         owned: list[str] = []
@@ -142,6 +152,13 @@ class Handoff:
     def wait(self, timeout: float) -> bool:
         """Wait until every queued exchange reached the recorder; False if ``timeout`` ran out."""
         deadline = time.monotonic() + timeout
+        self._flushing.set()
+        try:
+            return self._wait_settled(deadline)
+        finally:
+            self._flushing.clear()
+
+    def _wait_settled(self, deadline: float) -> bool:
         with self._settled:
             while self._busy > 0:
                 remaining = deadline - time.monotonic()

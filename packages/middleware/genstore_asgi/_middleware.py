@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +27,7 @@ UserId: TypeAlias = str | Callable[[Scope], str | None] | None
 """A fixed user id, or a callable given the ASGI scope (after the response) returning one."""
 
 _MiB = 1024 * 1024
+_UNSEEN: Any = object()
 _ERROR_TEXT_LIMIT = 64 * 1024
 
 
@@ -67,6 +68,7 @@ class RecordingMiddleware:
     ) -> None:
         self.app = app
         self.matcher = RouteMatcher(routes)
+        self._seen: dict[str, Any] = self.matcher.seen
         self.user_id = user_id
         self.record_methods = frozenset(method.upper() for method in record_methods)
         self.max_body_in_memory = max_body_in_memory
@@ -86,7 +88,10 @@ class RecordingMiddleware:
         scope_type = scope["type"]
         if scope_type == "http":
             if scope["method"] in self.record_methods:
-                operation_type = self._operation_type(scope)
+                # Inlined cache lookup: this is the cost every unrecorded request pays.
+                operation_type = self._seen.get(scope["path"], _UNSEEN)
+                if operation_type is _UNSEEN:
+                    operation_type = self._operation_type(scope)
                 if operation_type is not None:
                     await RecordingResponder(self, operation_type)(scope, receive, send)
                     return

@@ -6,6 +6,7 @@ recorded — query parameters, JSON fields and form fields — goes through a ``
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -54,6 +55,7 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names come back with every request
 def is_secret_name(name: str) -> bool:
     """Whether a parameter name looks like a credential (api_key, X-Api-Key, accessToken, ...)."""
     words = _NON_ALNUM.split(_CAMEL_BOUNDARY.sub("_", name).lower())

@@ -44,8 +44,9 @@ class RouteMatcher:
     def __init__(self, routes: Routes) -> None:
         self._callable: Callable[[Scope], str | None] | None = None
         self._exact: dict[str, str] = {}
-        self._seen: dict[str, str | None] = {}
-        """Paths already answered (exact ones up front): one dict lookup per request."""
+        self.seen: dict[str, str | None] = {}
+        """Paths already answered (exact ones up front): callers may look here before ``match``
+        (stays empty for callable routes, whose answer may depend on more than the path)."""
         self._globs: list[tuple[re.Pattern[str], str]] = []
         if callable(routes):
             self._callable = routes
@@ -59,7 +60,7 @@ class RouteMatcher:
                 self._globs.append((_compile_glob(_strip(pattern)), operation_type))
             else:
                 self._exact[_strip(pattern)] = operation_type
-        self._seen.update(self._exact)
+        self.seen.update(self._exact)
 
     def match(self, scope: Scope) -> str | None:
         """The operation type for this request's path, or None to let it pass unrecorded."""
@@ -67,12 +68,12 @@ class RouteMatcher:
             return self._callable(scope)
         path: str = scope["path"]
         try:
-            return self._seen[path]
+            return self.seen[path]
         except KeyError:
             pass
         found = self._match_path(path)
-        if len(self._seen) < _MAX_SEEN:  # paths with ids in them must not grow this forever
-            self._seen[path] = found
+        if len(self.seen) < _MAX_SEEN:  # paths with ids in them must not grow this forever
+            self.seen[path] = found
         return found
 
     def _match_path(self, path: str) -> str | None:
