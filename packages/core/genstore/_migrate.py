@@ -10,8 +10,10 @@ The order is what keeps a half-finished migration invisible at the destination:
    operation again under the same id);
 4. each record is indexed into the destination's catalog as it lands (upsert: safe to repeat).
 
-A second run copies only what is missing or differs at the destination: sizes are compared, JSON
-records by content, and with ``verify=True`` artefacts by sha256 (the checksums the records hold).
+A second run copies only what is missing or differs at the destination: sizes are compared (an
+operation record or idempotency marker is written once and never changes), image records by content
+(their status changes in place), and with ``verify=True`` artefacts by sha256 (the checksums the
+records hold).
 Blobs are copied by a small pool of threads, each streamed in 1 MiB chunks, never whole in memory.
 """
 
@@ -191,8 +193,12 @@ class _Migration:
     def _same_at_destination(self, key: str, expected: str | None) -> bool:
         if self.dst_sizes.get(key) != self.src_sizes[key]:
             return False
-        if _is_json(key):  # small, and image records change in place: compare the bytes
+        parsed = _keys.parse_key(key)
+        if parsed is not None and parsed.kind == "image_record":
+            # Image records change in place (status) without changing size: compare the bytes.
             return self.dst.blobs.read(key) == self.src.blobs.read(key)
+        if _is_json(key):
+            return True  # operation records and markers are written once, never changed
         if not self.verify:
             return True
         return _sha256(self.dst, key) == (expected or _sha256(self.src, key))
