@@ -49,8 +49,8 @@ def _seed_history(store: Any, records: int) -> None:
     start = datetime.now(UTC) - timedelta(days=90)
     step = timedelta(days=90) / records
     conn = store.catalog._conn()  # the catalog's own connection: one transaction for the lot
-    root = Path(store.blobs.path)
-    made: set[Path] = set()
+    root = os.fspath(store.blobs.path)
+    made: set[str] = set()
     conn.execute("BEGIN")
     try:
         for n in range(records):
@@ -81,11 +81,12 @@ def _seed_history(store: Any, records: int) -> None:
                 ),
             )
             store.catalog.upsert_operation(record)
-            folder = root / "operations" / op_id[:8]
+            folder = f"{root}/operations/{op_id[:8]}"
             if folder not in made:
-                folder.mkdir(parents=True, exist_ok=True)
+                os.makedirs(folder, exist_ok=True)
                 made.add(folder)
-            (folder / f"{op_id}.json").write_bytes(record.model_dump_json().encode())
+            with open(f"{folder}/{op_id}.json", "wb") as f:
+                f.write(record.model_dump_json().encode())
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
