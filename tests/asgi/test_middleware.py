@@ -587,6 +587,56 @@ def test_idempotency_key_header_makes_a_retry_land_on_the_same_record(
     assert only_record(store).idempotency_key == "req-1"
 
 
+def test_a_retry_after_a_failure_is_recorded_and_a_repeat_of_the_success_is_not(
+    store: genstore.Store,
+) -> None:
+    attempts: list[int] = []
+
+    async def generate(request: Request) -> JSONResponse:
+        attempts.append(1)
+        if len(attempts) == 1:
+            return JSONResponse({"error": "provider busy"}, status_code=503)
+        return JSONResponse({"success": True})
+
+    middleware = RecordingMiddleware(
+        Starlette(routes=[Route("/api/generate/x", generate, methods=["POST"])]),
+        store=store,
+        routes=ROUTES,
+    )
+    for _ in range(3):
+        asyncio.run(
+            post(
+                middleware,
+                "/api/generate/x",
+                json={"prompt": "p"},
+                headers={"Idempotency-Key": "req-2"},
+            )
+        )
+        assert middleware.flush(10)
+    records = store.history().items
+    assert sorted((r.idempotency_key, r.status) for r in records) == [
+        ("req-2", "succeeded"),
+        ("req-2#failed", "failed"),
+    ]
+
+
+def test_a_user_id_the_store_refuses_is_dropped_not_the_record(store: genstore.Store) -> None:
+    async def generate(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"success": True})
+
+    middleware = RecordingMiddleware(
+        Starlette(routes=[Route("/api/generate/x", generate, methods=["POST"])]),
+        store=store,
+        routes=ROUTES,
+        user_id="../../etc/passwd",
+    )
+    asyncio.run(post(middleware, "/api/generate/x", json={"prompt": "kept"}))
+    assert middleware.flush(10)
+    record = only_record(store)
+    assert (record.prompt, record.user_id) == ("kept", None)
+
+
 def test_routes_callable_and_user_id_callable_see_the_scope(spy: SpyStore) -> None:
     def route(scope: Scope) -> str | None:
         return "custom_type" if scope["path"].startswith("/v2/") else None

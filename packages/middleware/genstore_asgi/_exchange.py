@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import genstore
+from genstore._ids import check_id  # the store's own rule for ids
 
 from ._capture import CapturedBody
 from ._extract import ResultExtractor, decode_data_url, error_message, resolve_url
@@ -21,6 +23,7 @@ __all__ = ["Exchange", "RecordOptions", "media_type_of", "minimal_record", "to_r
 logger = logging.getLogger(__name__)
 
 _WORKFLOW_FIELDS = ("workflowAnalysis", "workflow_analysis")
+_MAX_KEY = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ def _failure(exchange: Exchange) -> str | None:
     return error_message(text, exchange.response_type, status)
 
 
-def _base(exchange: Exchange) -> dict[str, Any]:
+def _base(exchange: Exchange, failed: bool) -> dict[str, Any]:
     return {
         "operation_type": exchange.operation_type,
         "request": genstore.RequestInfo(
@@ -148,9 +151,35 @@ def _base(exchange: Exchange) -> dict[str, Any]:
         ),
         "created_at": exchange.created_at,
         "duration_ms": exchange.duration_ms,
-        "user_id": exchange.user_id,
-        "idempotency_key": exchange.header(b"idempotency-key"),
+        "user_id": _user_id(exchange.user_id),
+        "idempotency_key": idempotency_key(exchange.header(b"idempotency-key"), failed=failed),
     }
+
+
+def idempotency_key(header: str | None, *, failed: bool) -> str | None:
+    """The record's idempotency key for a request's ``Idempotency-Key`` header.
+
+    A failed attempt gets the header plus ``#failed``: the client's retry with the same header
+    is a new operation that must be recorded, not folded into the failure. Keys past 200
+    characters become their SHA-256 (the store accepts up to 512).
+    """
+    if header is None or not header.strip():
+        return None
+    key = header.strip()
+    if len(key) > _MAX_KEY:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key + "#failed" if failed else key
+
+
+def _user_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_id(value, "user_id")
+    except genstore.InvalidInput as exc:
+        # The store would refuse the whole record: keep the record, lose only the user id.
+        logger.warning("genstore: recording without the user id: %s", exc)
+        return None
 
 
 def to_record(exchange: Exchange, options: RecordOptions) -> tuple[list[str], dict[str, Any]]:
@@ -158,7 +187,8 @@ def to_record(exchange: Exchange, options: RecordOptions) -> tuple[list[str], di
 
     Consumes the exchange: its bodies are either handed over (listed in the first item) or deleted.
     """
-    record = _base(exchange)
+    error = _failure(exchange)
+    record = _base(exchange, failed=error is not None)
     owned: list[str] = []
     try:
         parsed = parse_request(
@@ -174,7 +204,6 @@ def to_record(exchange: Exchange, options: RecordOptions) -> tuple[list[str], di
         record["prompt"] = parsed.prompt
         record["parameters"] = parsed.parameters or None
         record["input_images"] = parsed.inputs
-        error = _failure(exchange)
         if error is not None:
             record["error"] = error
         owned.extend(_result(exchange, options, record))
@@ -189,10 +218,10 @@ def to_record(exchange: Exchange, options: RecordOptions) -> tuple[list[str], di
 def minimal_record(exchange: Exchange) -> dict[str, Any]:
     """What needs no parsing, for when ``to_record`` failed: a record is never silently dropped."""
     exchange.discard()
-    record = _base(exchange)
     error = exchange.error
     if error is None and (exchange.status_code is None or exchange.status_code >= 400):
         error = f"HTTP {exchange.status_code}"
+    record = _base(exchange, failed=error is not None)
     if error is not None:
         record["error"] = error
     return record

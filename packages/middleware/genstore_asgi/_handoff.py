@@ -1,8 +1,8 @@
 """From the request path to the store's background recorder, through one worker thread.
 
 The request path only appends a finished ``Exchange`` to a deque (well under a microsecond). The
-worker is woken only when it is idle, and after each batch it lets ``BATCH_WINDOW`` pass, so under
-load it takes the GIL once per window rather than once per request.
+worker is woken only when it is idle; under load, after each batch it lets ``BATCH_WINDOW`` pass,
+so it takes the GIL once per window rather than once per request.
 Parsing bodies and building the record happen on the worker, which then calls
 ``store.recorder.submit`` — which never blocks and never raises. At interpreter exit the worker's
 queue is drained (within ``EXIT_DRAIN_SECONDS``), so a normal exit loses nothing queued.
@@ -115,8 +115,12 @@ class Handoff:
             if not queue:  # checked after _sleeping is set: a submit in between wakes us
                 self._wake.wait()
             self._sleeping = False
+            batch = 0
             while queue:
+                if batch:
+                    time.sleep(0)  # hand the GIL to the event loop if it waits: no long holds
                 exchange = queue.popleft()
+                batch += 1
                 try:
                     self._record(exchange)
                 finally:
@@ -124,10 +128,12 @@ class Handoff:
                         self._busy -= 1
                         if self._busy == 0:
                             self._settled.notify_all()
-            # Let the next exchanges gather before taking the GIL again: under load this thread
-            # then wakes once per window, not once per request (each wake-up costs the event loop
-            # a GIL hand-over). Submits during the window do not wake it.
-            self._flushing.wait(BATCH_WINDOW)
+            if batch > 1:
+                # Requests arrive faster than one at a time: let the next ones gather before
+                # taking the GIL again, so this thread wakes once per window, not per request
+                # (each wake-up costs the event loop a GIL hand-over). A lone exchange is
+                # recorded at once instead, in the idle time right after its response.
+                self._flushing.wait(BATCH_WINDOW)
 
     def _record(self, exchange: Exchange) -> None:
         owned: list[str] = []

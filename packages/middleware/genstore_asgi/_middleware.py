@@ -214,6 +214,11 @@ class RecordingResponder:
                 await self.send(message)
                 self.finish()
                 return
+        elif message_type == "http.response.zerocopysend":
+            if not message.get("more_body", False) and not self.trailers:
+                await self.send(message)
+                self.finish()
+                return
         elif message_type == "http.response.pathsend":
             await self.send(message)
             self.finish()
@@ -223,9 +228,10 @@ class RecordingResponder:
     def _response_tee(self) -> BodyTee | None:
         kind = self.response_type
         middleware = self.middleware
-        if self.status_code is not None and self.status_code >= 400:
-            limit = middleware.max_document if "json" in kind else _ERROR_TEXT_LIMIT
-            return BodyTee(max_in_memory=limit, max_body=limit, spool_dir=None)
+        if self.status_code is not None and self.status_code >= 400 and "json" not in kind:
+            return BodyTee(
+                max_in_memory=_ERROR_TEXT_LIMIT, max_body=_ERROR_TEXT_LIMIT, spool_dir=None
+            )
         if kind.startswith(("image/", "video/")):
             return BodyTee(
                 max_in_memory=middleware.max_body_in_memory,
@@ -256,7 +262,7 @@ class RecordingResponder:
                 server=scope.get("server"),
                 root_path=scope.get("root_path", ""),
                 query_string=scope.get("query_string", b""),
-                request_headers=scope.get("headers", ()),
+                request_headers=list(scope.get("headers", ())),
                 request_body=self.request_tee.finish(),
                 created_at=datetime.now(UTC),
                 status_code=self.status_code,
