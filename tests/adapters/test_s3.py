@@ -117,6 +117,10 @@ def test_blobs_round_trip(store: genstore.Store) -> None:
         blobs.open("a/one.bin")
     with pytest.raises(InvalidInput):
         blobs.read("../escape")
+    blobs.write("a/dir/inner.bin", [b"x"])
+    for reader in (blobs.read, blobs.open):
+        with pytest.raises(NotFound):
+            reader("a/dir")  # a prefix, not a blob
 
 
 def test_listing_is_by_folder_and_sees_writes_at_once(s3_url: str) -> None:

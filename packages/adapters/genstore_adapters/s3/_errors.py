@@ -178,8 +178,8 @@ def translate(exc: BaseException, key: str, *, writing: bool = False) -> Genstor
         return InvalidInput(f"S3 refused the parameters for {key!r}: {exc}")
     if name == "FileExpired":
         return BackendUnavailable(f"{key!r} changed while it was being read")
-    if isinstance(exc, FileNotFoundError):
-        return NotFound(f"no blob at {key!r}")
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return NotFound(f"no blob at {key!r}")  # on S3 a "directory" is a prefix, not a blob
     if isinstance(exc, FileExistsError):
         return AlreadyExists(f"a blob already exists at {key!r}")
     if isinstance(exc, PermissionError):

@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
+from genstore.exceptions import NotFound
 from genstore.plugin import BlobInfo
 
 from ..fsspec_backend import FsspecBlobStore, check_key, write_buffered
@@ -131,6 +132,9 @@ class S3BlobStore(FsspecBlobStore):
             f = self.fs.open(
                 self._path(key), "rb", block_size=self.config.block_size, cache_type="readahead"
             )
+        if f.details.get("type") != "file":  # a prefix other keys live under, not a blob
+            f.close()
+            raise NotFound(f"no blob at {key!r}")
         return cast(IO[bytes], io.BufferedReader(_Reader(f, key), buffer_size=256 * 1024))
 
     def list(self, prefix: str) -> Iterator[BlobInfo]:
