@@ -560,6 +560,24 @@ def test_redact_names_option(spy: SpyStore) -> None:
     assert spy.recorder.submitted[0].kwargs["parameters"] == {"size": 2}
 
 
+def test_without_a_store_records_go_to_the_default_store(store: genstore.Store) -> None:
+    async def generate(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"success": True})
+
+    genstore.set_default_store(store)
+    try:
+        middleware = RecordingMiddleware(
+            Starlette(routes=[Route("/api/generate/x", generate, methods=["POST"])]),
+            routes=ROUTES,
+        )
+        asyncio.run(post(middleware, "/api/generate/x", json={"prompt": "default"}))
+        assert middleware.flush(10)
+    finally:
+        genstore.set_default_store(None)
+    assert only_record(store).prompt == "default"
+
+
 # -- idempotency, user, routes callable ---------------------------------------------------------
 
 
