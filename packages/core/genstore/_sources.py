@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import IO, Any, Union
 from ._sniff import sniff_content_type
 from .exceptions import InvalidInput, PayloadTooLarge
 
-__all__ = ["CHUNK", "Payload", "Source", "image_size", "prepare"]
+__all__ = ["CHUNK", "Payload", "Source", "image_size", "png_size", "prepare"]
 
 CHUNK = 1024 * 1024
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -39,9 +40,9 @@ class Payload:
     def chunks(self) -> Iterator[bytes]:
         """The bytes again, in chunks of at most 1 MiB."""
         if self._data is not None:
-            view = memoryview(self._data)
-            for start in range(0, len(view), CHUNK):
-                yield bytes(view[start : start + CHUNK])
+            # Already in memory: hand it over whole rather than copy it a chunk at a time.
+            if self._data:
+                yield self._data
             return
         if self._path is not None:
             with open(self._path, "rb") as f:
@@ -57,6 +58,9 @@ class Payload:
         """Pixel size when this is an image Pillow can read the header of."""
         if not self.content_type.startswith("image/"):
             return None, None
+        png = png_size(self.head)
+        if png is not None:
+            return png
         if self._data is not None:
             return image_size(io.BytesIO(self._data))
         if self._path is not None:
@@ -71,6 +75,14 @@ class Payload:
         for f in self._owned:
             f.close()
         self._owned.clear()
+
+
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk (the first 24 bytes), without Pillow."""
+    if len(head) >= 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return int(width), int(height)
+    return None
 
 
 def image_size(f: IO[bytes]) -> tuple[int | None, int | None]:
