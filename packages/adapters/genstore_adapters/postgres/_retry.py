@@ -2,14 +2,13 @@
 
 One table decides: connection trouble, server shutdowns and restarts, serialization failures,
 deadlocks, lock and statement timeouts and pool timeouts are retried with exponential backoff and
-full jitter until the call's deadline; everything else is translated at once. No psycopg error
-leaves this module untranslated.
+full jitter until the call's deadline (by ``genstore_adapters._retry``); everything else is
+translated at once. No psycopg error leaves this module untranslated.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +22,8 @@ from genstore.exceptions import (
     InvalidInput,
 )
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
+
+from .._retry import Attempts, RetryPolicy, retry_call
 
 __all__ = ["is_transient", "retrying", "translate"]
 
@@ -38,9 +39,6 @@ _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _TRANSIENT_STATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
 # 22 data exception, 54 program limit exceeded (an index row too large): the value is at fault.
 _INPUT_CLASSES = frozenset({"22", "54"})
-
-_BASE_DELAY = 0.05
-_MAX_DELAY = 1.0
 
 
 def is_transient(exc: psycopg.Error) -> bool:
@@ -71,11 +69,6 @@ def translate(exc: psycopg.Error, what: str) -> GenstoreError:
     return BackendUnavailable(f"{what}: PostgreSQL error: {detail}")
 
 
-def _backoff(attempt: int) -> float:
-    # "Full jitter": many clients failing together spread their retries instead of stampeding.
-    return random.uniform(0.0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
-
-
 def retrying(
     attempt: Callable[[float], T],
     *,
@@ -86,25 +79,32 @@ def retrying(
     """Call ``attempt(seconds_left)`` until it returns, retrying transient psycopg errors.
 
     Raises ``BackendUnavailable`` once ``deadline`` seconds have passed (the message ends with
-    ``explain(last_error)``), or the translated error at once for a non-transient one.
-    ``attempt`` must be safe to repeat: every catalog statement is an idempotent upsert,
-    delete or read.
+    ``explain(last_error)``), or the translated error at once for a non-transient one; errors
+    that are not psycopg's pass unchanged. ``attempt`` must be safe to repeat: every catalog
+    statement is an idempotent upsert, delete or read.
     """
     give_up_at = time.monotonic() + deadline
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            return attempt(max(give_up_at - time.monotonic(), 0.01))
-        except psycopg.Error as exc:
-            if not is_transient(exc):
-                raise translate(exc, what) from exc
-            left = give_up_at - time.monotonic()
-            if left <= 0:
-                raise BackendUnavailable(
-                    f"{what}: PostgreSQL did not answer within {deadline:g} s "
-                    f"({tries} attempts): {explain(exc)}"
-                ) from exc
-            delay = min(left, _backoff(tries))
-            logger.debug("%s: transient PostgreSQL error, retry in %.3f s: %s", what, delay, exc)
-            time.sleep(delay)
+
+    def once() -> T:
+        return attempt(max(give_up_at - time.monotonic(), 0.01))
+
+    def give_up(exc: Exception, attempts: Attempts) -> BaseException:
+        if not isinstance(exc, psycopg.Error):
+            return exc
+        if not attempts.exhausted:
+            return translate(exc, what)
+        return BackendUnavailable(
+            f"{what}: PostgreSQL did not answer within {deadline:g} s "
+            f"({attempts.count} attempts): {explain(exc)}"
+        )
+
+    def log(exc: Exception, attempts: Attempts, delay: float) -> None:
+        logger.debug("%s: transient PostgreSQL error, retry in %.3f s: %s", what, delay, exc)
+
+    return retry_call(
+        once,
+        policy=RetryPolicy(deadline=deadline),
+        is_transient=lambda exc: isinstance(exc, psycopg.Error) and is_transient(exc),
+        translate=give_up,
+        on_retry=log,
+    )
