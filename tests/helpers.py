@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -41,7 +42,8 @@ class FileServer:
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, str]] = {}
-        files = self.files
+        self.stalls: dict[str, float] = {}
+        files, stalls = self.files, self.stalls
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -56,6 +58,11 @@ class FileServer:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if name in stalls:  # half the body, then silence: a provider that hangs
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(stalls[name])
+                    return
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
