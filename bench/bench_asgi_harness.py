@@ -64,7 +64,9 @@ class EnqueueRecorder:
     """A recorder whose ``submit`` only enqueues: the request path without the background save."""
 
     def __init__(self) -> None:
-        self.queue: deque[dict[str, Any]] = deque(maxlen=10_000)
+        # Short: thousands of records kept alive would make every garbage collection (which
+        # runs on whichever thread allocates, the event loop included) dearer than in life.
+        self.queue: deque[dict[str, Any]] = deque(maxlen=64)
 
     def submit(self, owned_paths: Sequence[str] = (), **kwargs: Any) -> None:
         self.queue.append(kwargs)
