@@ -35,6 +35,7 @@ from bench.bench_asgi_harness import (
     client,
     inprocess,
     server,
+    unmatched_cost,
     upload_body,
     uvicorn_rps,
 )
@@ -73,6 +74,7 @@ def bench_overhead(inprocess_requests: int, uvicorn_requests: int, rounds: int) 
     """B7: requests/s bare vs wrapped, and the CPU the middleware adds on the request path."""
     block = 1000
     local = inprocess(inprocess_requests, block)
+    noop_bare, noop_wrapped = unmatched_cost(inprocess_requests * 5, block * 10)
     served = uvicorn_rps(uvicorn_requests, rounds)
 
     def best_rps(name: str) -> float:
@@ -140,6 +142,17 @@ def bench_overhead(inprocess_requests: int, uvicorn_requests: int, rounds: int) 
             capacity("bare unmatched"),
             ">= 0.97",
         ),
+        {
+            "metric": "unmatched request, the middleware's own cost (no-op app)",
+            "value": round(noop_wrapped - noop_bare),
+            "unit": "ns/request",
+            "baseline": round(noop_bare),
+            "baseline_label": "no-op app ns/request",
+            "ratio": round(1 - (noop_wrapped - noop_bare) / 1e3 / cpu_us("bare unmatched", 1), 4),
+            "ratio_label": "implied req/s ratio on the bare JSON route",
+            "goal": ">= 0.97",
+            "ok": (noop_wrapped - noop_bare) / 1e3 <= 0.03 * cpu_us("bare unmatched", 1),
+        },
         ratio_row(
             "in-process, recorded route",
             best_rps("wrapped recorded"),
