@@ -153,30 +153,14 @@ def test_history_sees_a_record_saved_by_another_store(s3_url: str) -> None:
         assert [r.operation_id for r in reader.history().items] == [saved.operation_id]
 
 
-def test_exists_trusts_what_this_store_wrote_or_found_for_a_while(s3_url: str) -> None:
+def test_exists_asks_s3_every_time(s3_url: str) -> None:
     with genstore.open_store(s3_url) as a, genstore.open_store(s3_url) as b:
         calls = _spy_requests(a.blobs)
         a.blobs.write("in/x.png", [b"x"])
-        assert a.blobs.exists("in/x.png")
-        assert calls.count("head_object") == 0  # it was just written here
-        b.blobs.write("in/y.png", [b"y"])
-        assert a.blobs.exists("in/y.png") and a.blobs.exists("in/y.png")
-        assert calls.count("head_object") == 1  # found once, then trusted
-        a.blobs.delete("in/y.png")
-        assert not a.blobs.exists("in/y.png")  # deleted here: forgotten at once
-        assert not a.blobs.exists("in/never.png") and not a.blobs.exists("in/never.png")
-        assert calls.count("head_object") == 4  # "missing" is never remembered
-
-
-def test_exists_cache_off_sees_every_delete(s3_url: str) -> None:
-    with (
-        genstore.open_store(f"{s3_url}&exists_cache=0") as a,
-        genstore.open_store(s3_url) as b,
-    ):
-        a.blobs.write("in/x.png", [b"x"])
-        assert a.blobs.exists("in/x.png")
+        assert a.blobs.exists("in/x.png") and a.blobs.exists("in/x.png")
+        assert calls.count("head_object") == 2  # nothing remembered, not even its own writes
         b.blobs.delete("in/x.png")
-        assert not a.blobs.exists("in/x.png")
+        assert not a.blobs.exists("in/x.png")  # another store's delete is seen at once
 
 
 # -- content types ---------------------------------------------------------------------------

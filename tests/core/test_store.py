@@ -216,3 +216,112 @@ def test_sigkill_mid_save_leaves_nothing_half_visible(tmp_path: Path) -> None:
         store.verify(fix=True, grace=timedelta(0))
         assert store.verify(grace=timedelta(0)).ok
         assert len(list(store.iter_operations())) >= 30
+
+
+# -- the memory of inputs already stored -------------------------------------------------------
+
+
+class _BlobCalls:
+    """Counts ``exists`` calls and input writes on a store's backend (wrapping the real ones)."""
+
+    def __init__(self, store: genstore.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.exists = 0
+        self.input_writes = 0
+        blobs = store.blobs
+        exists, write = blobs.exists, blobs.write
+
+        def counting_exists(key: str) -> bool:
+            self.exists += 1
+            return exists(key)
+
+        def counting_write(key: str, *args: object, **kwargs: object) -> int:
+            if key.startswith("inputs/"):
+                self.input_writes += 1
+            return write(key, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(blobs, "exists", counting_exists)
+        monkeypatch.setattr(blobs, "write", counting_write)
+
+
+def _save_with_input(store: genstore.Store, data: bytes) -> str:
+    saved = store.save_complete_operation(operation_type="t", input_images=[data])
+    return saved.record.inputs[0].key
+
+
+def test_an_input_saved_again_within_the_ttl_is_not_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = png_bytes(5, 5, "blue")
+    with genstore.open_store(tmp_path / "s") as store:
+        calls = _BlobCalls(store, monkeypatch)
+        key = _save_with_input(store, data)
+        assert (calls.exists, calls.input_writes) == (1, 1)
+        assert _save_with_input(store, data) == key
+        assert _save_with_input(store, data) == key
+        assert (calls.exists, calls.input_writes) == (1, 1)  # remembered: no exists, no write
+
+
+def test_an_input_found_in_the_backend_is_remembered_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = png_bytes(5, 5, "green")
+    with genstore.open_store(tmp_path / "s") as first:
+        _save_with_input(first, data)
+    with genstore.open_store(tmp_path / "s") as store:
+        calls = _BlobCalls(store, monkeypatch)
+        _save_with_input(store, data)
+        _save_with_input(store, data)
+        assert (calls.exists, calls.input_writes) == (1, 0)
+
+
+def test_an_input_deleted_by_cleanup_is_written_again_by_the_next_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = png_bytes(6, 6, "red")
+    with genstore.open_store(tmp_path / "s") as store:
+        key = _save_with_input(store, data)
+        report = store.cleanup(timedelta(0), grace=timedelta(0))
+        assert report.inputs == 1 and not store.blobs.exists(key)
+        calls = _BlobCalls(store, monkeypatch)
+        assert _save_with_input(store, data) == key
+        assert calls.input_writes == 1
+        assert store.read_artifact(key) == data
+
+
+def test_an_input_deleted_by_verify_fix_is_written_again_by_the_next_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = png_bytes(6, 6, "yellow")
+    with genstore.open_store(tmp_path / "s") as store:
+        saved = store.save_complete_operation(operation_type="t", input_images=[data])
+        key = saved.record.inputs[0].key
+        store.delete_operation(saved.operation_id)  # the input stays, unreferenced
+        store.verify(fix=True, grace=timedelta(0))
+        assert not store.blobs.exists(key)
+        calls = _BlobCalls(store, monkeypatch)
+        assert _save_with_input(store, data) == key
+        assert calls.input_writes == 1
+        assert store.read_artifact(key) == data
+
+
+def test_a_cleanup_in_another_store_is_noticed_once_the_ttl_has_passed(tmp_path: Path) -> None:
+    data = png_bytes(7, 7, "purple")
+    with (
+        genstore.open_store(tmp_path / "s", known_inputs_ttl=0.05) as store,
+        genstore.open_store(tmp_path / "s") as other,
+    ):
+        key = _save_with_input(store, data)
+        other.cleanup(timedelta(0), grace=timedelta(0))
+        assert not store.blobs.exists(key)
+        time.sleep(0.1)  # past the TTL: the memory is not trusted any more
+        assert _save_with_input(store, data) == key
+        assert store.read_artifact(key) == data
+
+
+def test_a_ttl_of_zero_checks_every_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = png_bytes(5, 5, "white")
+    with genstore.open_store(tmp_path / "s", known_inputs_ttl=0) as store:
+        calls = _BlobCalls(store, monkeypatch)
+        for _ in range(3):
+            _save_with_input(store, data)
+        assert (calls.exists, calls.input_writes) == (3, 1)

@@ -160,6 +160,7 @@ def cleanup(
             report.bytes += info.size
             if not dry_run:
                 store.blobs.delete(info.key)
+                store._forget_input(info.key)
     return report
 
 
@@ -277,8 +278,11 @@ def _repair(
     images: dict[tuple[str, str], ImageRecord],
     indexed_images: set[tuple[str, str]],
 ) -> None:
-    for key in report.orphan_blobs + report.unreferenced_inputs:
+    for key in report.orphan_blobs:
         store.blobs.delete(key)
+    for key in report.unreferenced_inputs:
+        store.blobs.delete(key)
+        store._forget_input(key)
     for op_id in records.keys() - set(store.catalog.operation_ids()):
         store.catalog.upsert_operation(records[op_id])
     for pair in images.keys() - indexed_images:

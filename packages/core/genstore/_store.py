@@ -10,6 +10,8 @@ import io
 import json
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +64,10 @@ class StoreOptions:
     """Seconds without progress before a result download is abandoned."""
     url_expires: int = 3600
     """Lifetime of signed URLs handed out, in seconds."""
+    known_inputs_ttl: float = 60.0
+    """Seconds an input this store wrote or found is trusted to exist without asking the
+    backend again (0: ask on every save). A ``cleanup`` in another process that deletes it is
+    noticed after at most this long; one in this store, at once."""
 
 
 class Store:
@@ -80,6 +86,7 @@ class Store:
         self._recorder: Recorder | None = None
         self._images: ImagesAPI | None = None
         self._closed = False
+        self._known_inputs = _KnownKeys(self.options.known_inputs_ttl)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -263,8 +270,12 @@ class Store:
         payload = prepare(source, limit=self.options.max_input_bytes, what="input image")
         try:
             key = _keys.input_key(payload.sha256, extension_for(payload.content_type))
-            if not self.blobs.exists(key):
-                self.blobs.write(key, payload.chunks(), content_type=payload.content_type)
+            # Inputs are content-addressed: a key known to exist holds these very bytes, so the
+            # backend need not be asked again (a HEAD per input on S3).
+            if not self._known_inputs.known(key):
+                if not self.blobs.exists(key):
+                    self.blobs.write(key, payload.chunks(), content_type=payload.content_type)
+                self._known_inputs.remember(key)
             width, height = payload.dimensions()
             return ArtifactRef(
                 key=key,
@@ -366,6 +377,10 @@ class Store:
         except GenstoreError:
             # The record is committed; `verify --fix` or `reindex` will index it.
             logger.exception("operation %s saved but not indexed", record.operation_id)
+
+    def _forget_input(self, key: str) -> None:
+        """Called after deleting the input ``key``: the next save using it writes it again."""
+        self._known_inputs.forget(key)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -494,6 +509,47 @@ class Store:
         from ._maintenance import export
 
         return export(self, format, file, **filters)
+
+
+class _KnownKeys:
+    """Keys known to exist: each is trusted for ``ttl`` seconds after it was last seen to.
+
+    Only "it exists" is remembered, never "it does not". Bounded: past ``capacity`` keys the
+    least recently used are dropped (and asked about again when next needed). Thread-safe.
+    """
+
+    def __init__(self, ttl: float, capacity: int = 10_000) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._seen_at: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def known(self, key: str) -> bool:
+        """Whether ``key`` was seen to exist less than ``ttl`` seconds ago."""
+        with self._lock:
+            seen_at = self._seen_at.get(key)
+            if seen_at is None:
+                return False
+            if time.monotonic() - seen_at >= self.ttl:
+                del self._seen_at[key]
+                return False
+            self._seen_at.move_to_end(key)
+            return True
+
+    def remember(self, key: str) -> None:
+        """``key`` exists now (this store wrote it or the backend said so)."""
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            self._seen_at[key] = time.monotonic()
+            self._seen_at.move_to_end(key)
+            while len(self._seen_at) > self.capacity:
+                self._seen_at.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """``key`` was deleted: ask the backend next time."""
+        with self._lock:
+            self._seen_at.pop(key, None)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

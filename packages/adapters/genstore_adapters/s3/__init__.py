@@ -7,8 +7,8 @@ Credentials and region come from the environment as botocore reads them (``AWS_A
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``, ``AWS_PROFILE``, config
 files, instance roles); ``GENSTORE_S3_ENDPOINT_URL`` or ``?endpoint_url=`` points at an
 S3-compatible server. Options: ``region``, ``addressing_style``, ``block_size``,
-``retry_deadline``, ``connect_timeout``, ``read_timeout``, ``exists_cache``. The default catalog is ``sidecar``
-(the JSON records themselves) unless ``?catalog=`` names one.
+``retry_deadline``, ``connect_timeout``, ``read_timeout``. The default catalog is ``sidecar`` (the
+JSON records themselves) unless ``?catalog=`` names one.
 
 Transient failures (connection errors, timeouts, throttling, 5xx) are retried per request with
 backoff and jitter for ``retry_deadline`` seconds (default 5), then raise ``BackendUnavailable``.

@@ -29,7 +29,6 @@ _OPTIONS = {
     "retry_deadline": "seconds a request is retried for on transient errors (default 5)",
     "connect_timeout": "seconds to wait for a connection (default 3)",
     "read_timeout": "seconds to wait for a response (default 20)",
-    "exists_cache": "seconds a key known to exist is trusted without a HEAD (default 30; 0: off)",
     "catalog": "the catalog URL (read by open_store)",
 }
 
@@ -46,7 +45,6 @@ class S3Config:
     block_size: int = 8 * MIB
     connect_timeout: float = 3.0
     read_timeout: float = 20.0
-    exists_cache: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
@@ -89,7 +87,6 @@ class S3Config:
             block_size=block_size,
             connect_timeout=_number(options, "connect_timeout", 3.0, float),
             read_timeout=_number(options, "read_timeout", 20.0, float),
-            exists_cache=_number(options, "exists_cache", 30.0, float, allow_zero=True),
             retry=RetryPolicy(deadline=_number(options, "retry_deadline", 5.0, float)),
         )
 
@@ -119,9 +116,7 @@ class S3Config:
         }
 
 
-def _number(
-    options: dict[str, str], name: str, default: Any, kind: type, *, allow_zero: bool = False
-) -> Any:
+def _number(options: dict[str, str], name: str, default: Any, kind: type) -> Any:
     raw = options.get(name)
     if raw is None or raw == "":
         return default
@@ -129,6 +124,6 @@ def _number(
         value = kind(raw)
     except ValueError:
         raise ConfigurationError(f"s3:// option {name} must be a number, not {raw!r}") from None
-    if value < 0 or (value == 0 and not allow_zero):
+    if value <= 0:
         raise ConfigurationError(f"s3:// option {name} must be positive")
     return value

@@ -9,8 +9,8 @@ What S3 does differently from a filesystem, and so what this class overrides:
   the server, for single PUTs and multipart uploads alike. A failed upload is aborted, so nothing
   partial ever becomes visible (when the server is unreachable the abort cannot be sent either:
   the incomplete upload stays invisible until a bucket lifecycle rule removes it).
-- ``exists``: one HEAD, skipped for keys this store wrote or found in the last ``exists_cache``
-  seconds (see ``_SeenKeys``); ``list``: ``list_objects_v2`` page by page, never cached;
+- ``exists``: one HEAD, never cached (the Store remembers the inputs it knows exist);
+  ``list``: ``list_objects_v2`` page by page, never cached;
   ``open``: ranged GETs of ``block_size`` with errors translated on every read;
   ``url_for``: a presigned GET.
 """
@@ -20,9 +20,6 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -56,7 +53,6 @@ class S3BlobStore(FsspecBlobStore):
         self.config = config
         self.bucket = config.bucket
         self._key_prefix = f"{config.prefix}/" if config.prefix else ""
-        self._seen = _SeenKeys(config.exists_cache)
 
     def _translate(self, key: str) -> AbstractContextManager[None]:
         return translate_s3_errors(key)
@@ -74,9 +70,7 @@ class S3BlobStore(FsspecBlobStore):
     ) -> int:
         path = self._path(key)
         with translate_s3_errors(key, writing=True):
-            size = self._write(path, chunks, content_type=content_type, exclusive=exclusive)
-        self._seen.remember(key)
-        return size
+            return self._write(path, chunks, content_type=content_type, exclusive=exclusive)
 
     def _write(
         self, path: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
@@ -113,19 +107,12 @@ class S3BlobStore(FsspecBlobStore):
         return write_buffered(f, itertools.chain(head, rest), discard=_abort_upload)
 
     def exists(self, key: str) -> bool:
-        if self._seen.recent(key):
-            return True
         with translate_s3_errors(key):
             try:
                 self.fs.call_s3("head_object", Bucket=self.bucket, Key=self._object_key(key))
             except FileNotFoundError:
                 return False
-        self._seen.remember(key)
         return True
-
-    def delete(self, key: str) -> None:
-        self._seen.forget(key)
-        super().delete(key)
 
     def open(self, key: str) -> IO[bytes]:
         with translate_s3_errors(key):
@@ -167,41 +154,6 @@ class S3BlobStore(FsspecBlobStore):
         except Exception:  # closing is best effort: the connections die with the process anyway
             logger.debug("closing the S3 session failed", exc_info=True)
         self.fs._s3 = None
-
-
-class _SeenKeys:
-    """Keys this store wrote or found, for ``ttl`` seconds: ``exists`` answers from here.
-
-    Only "it exists" is remembered, never "it does not", and a delete through this store forgets
-    at once. The one answer that can be stale is a key deleted by *another* process within
-    ``ttl`` seconds; genstore asks ``exists`` only for content-addressed inputs (whose bytes a key
-    fixes), which only ``cleanup`` deletes, and only once nothing has used them for its grace
-    period. Worth it because every save sending a known input asks, and a HEAD is a round trip.
-    """
-
-    def __init__(self, ttl: float, capacity: int = 4096) -> None:
-        self.ttl = ttl
-        self.capacity = capacity
-        self._at: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def remember(self, key: str) -> None:
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            self._at[key] = time.monotonic()
-            self._at.move_to_end(key)
-            while len(self._at) > self.capacity:
-                self._at.popitem(last=False)
-
-    def recent(self, key: str) -> bool:
-        with self._lock:
-            at = self._at.get(key)
-        return at is not None and time.monotonic() - at < self.ttl
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._at.pop(key, None)
 
 
 def _utc(value: Any) -> datetime | None:
