@@ -45,8 +45,10 @@ class RecordingMiddleware:
     ``record_methods``: the HTTP methods recorded on matching routes.
 
     Everything else — non-HTTP scopes, other methods, unmatched paths — is passed straight to the
-    app with the original ``receive`` and ``send``. On ``lifespan.shutdown`` the pending records are
-    drained into the recorder and flushed (up to ``shutdown_timeout`` seconds).
+    app with the original ``receive`` and ``send``; only a lifespan's ``receive`` is watched: on
+    ``lifespan.startup`` the store's recorder is started (so it replays what an earlier process
+    spooled), on ``lifespan.shutdown`` the pending records are drained into the recorder and
+    flushed (up to ``shutdown_timeout`` seconds). The store itself is never closed.
     """
 
     def __init__(
@@ -109,11 +111,21 @@ class RecordingMiddleware:
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def receive_lifespan() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup":
+                await anyio.to_thread.run_sync(self._start_recorder)
+            elif message["type"] == "lifespan.shutdown":
                 await self.drain()
             return message
 
         return receive_lifespan
+
+    def _start_recorder(self) -> None:
+        # Made now rather than at the first recorded request, a recorder replays what an earlier
+        # process left in the spool straight away, even if no request comes.
+        try:
+            self.handoff.store.recorder  # noqa: B018 - the property creates the recorder
+        except Exception:
+            logger.exception("genstore: the store's recorder could not be started")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every finished request reached the store's recorder and the recorder saved
