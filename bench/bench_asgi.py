@@ -10,7 +10,7 @@
                  recorded with its input into a real store, vs the same app unwrapped
 
 Run ``uv run python bench/bench_asgi.py [--quick] [--only B7,B8,B9]`` (prints JSON), or through
-``bench/run_all.py``. The apps, servers and load generators are in ``bench_asgi_harness.py``.
+``bench/run_all.py``. The apps, servers and load generators are in ``_asgi_harness.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._util import KiB, MiB, fresh_dir, percentile, section
-from bench.bench_asgi_harness import (
+from bench._asgi_harness import (
     CONNECTIONS,
     RECORDED,
     UPLOAD,
@@ -39,6 +38,7 @@ from bench.bench_asgi_harness import (
     upload_body,
     uvicorn_rps,
 )
+from bench._util import KiB, MiB, fresh_dir, percentile, section
 
 __all__ = ["FULL", "QUICK", "Sizes", "bench_latency", "bench_memory", "bench_overhead", "run"]
 

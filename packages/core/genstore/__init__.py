@@ -7,6 +7,7 @@ store.history(user_id="user_1").items
 
 from ._config import default_store, open_store, save_complete_operation, set_default_store
 from ._decorator import record
+from ._ids import check_id
 from ._plugins import register_plugin
 from ._recorder import Recorder, RecorderCounters, SpoolStatus
 from ._records import (
@@ -60,6 +61,7 @@ __all__ = [
     "SpoolStatus",
     "Store",
     "StoreOptions",
+    "check_id",
     "default_store",
     "hookimpl",
     "open_store",

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import genstore
-from genstore._ids import check_id  # the store's own rule for ids
+from genstore import check_id  # the store's own rule for ids
 
 from ._capture import CapturedBody
 from ._extract import ResultExtractor, decode_data_url, error_message, resolve_url

@@ -3,9 +3,9 @@
 Every measurement that must not share a process with what it measures runs in a subprocess of
 this module:
 
-    python -m bench.bench_asgi_harness serve MODE PORT ROOT          uvicorn serving make_app(MODE)
-    python -m bench.bench_asgi_harness rps PORT/PATH,... COUNT CONNECTIONS ROUNDS
-    python -m bench.bench_asgi_harness latency PORT,PORT PATH COUNT
+    python -m bench._asgi_harness serve MODE PORT ROOT          uvicorn serving make_app(MODE)
+    python -m bench._asgi_harness rps PORT/PATH,... COUNT CONNECTIONS ROUNDS
+    python -m bench._asgi_harness latency PORT,PORT PATH COUNT
 
 The load generators speak keep-alive HTTP/1.1 on raw asyncio sockets: cheap enough that the
 client is not what is measured.
@@ -273,7 +273,7 @@ def server(mode: str, root: Path | None = None) -> Iterator[str]:
     import httpx
 
     port = _free_port()
-    args = ["-m", "bench.bench_asgi_harness", "serve", mode, str(port), str(root or "")]
+    args = ["-m", "bench._asgi_harness", "serve", mode, str(port), str(root or "")]
     process = subprocess.Popen([sys.executable, *args], cwd=_ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -304,7 +304,7 @@ def _serve(mode: str, port: int, root: str) -> None:
 def client(*args: str) -> Any:
     """Run a load generator of this module in its own process; its JSON answer."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.bench_asgi_harness", *args],
+        [sys.executable, "-m", "bench._asgi_harness", *args],
         cwd=_ROOT,
         capture_output=True,
         text=True,
