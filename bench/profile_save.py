@@ -4,7 +4,7 @@
 
 Wraps genstore's steps (hash + sniff, blob writes by kind, existence check, image header,
 catalog upsert) with timers, runs genstore and the raw floor interleaved as B1 does, and prints a
-table. It patches private names of ``genstore._store``: a diagnostic for developers, not part of
+table. It patches private names of ``genstore._saving``: a diagnostic for developers, not part of
 the benchmark suite (run_all.py only runs ``bench_*.py``).
 """
 
@@ -60,9 +60,9 @@ def _floor_kind(tmp_dir: str, dest: str, *args: Any) -> str:
 
 def _instrument(store: Any, timers: _Timers) -> None:
     import genstore._sources as sources
-    import genstore._store as core
+    import genstore._saving as core
 
-    # _store imported prepare by name: patch it there. Payload is the class _sources defines.
+    # _saving imported prepare by name: patch it there. Payload is the class _sources defines.
     core.prepare = timers.wrap("hash + sniff (prepare)", sources.prepare)  # type: ignore[attr-defined]
     dimensions = timers.wrap("image header (Pillow)", sources.Payload.dimensions)
     sources.Payload.dimensions = dimensions  # type: ignore[method-assign]
