@@ -395,10 +395,12 @@ async def _latency_main(ports: Sequence[int], path: str, count: int) -> dict[str
 
 def uvicorn_rps(count: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     """(requests/s, server event-loop CPU µs per request) per configuration and round."""
-    with server("bare") as bare, server("wrapped") as wrapped:
+    with server("bare") as bare, server("wrapped") as wrapped, server("bare") as control:
         configs = {
             "bare unmatched": (bare, UNMATCHED),
             "wrapped unmatched": (wrapped, UNMATCHED),
+            # A second bare server: how far two identical servers differ here (the noise floor).
+            "control unmatched": (control, UNMATCHED),
             "bare recorded": (bare, RECORDED),
             "wrapped recorded": (wrapped, RECORDED),
         }

@@ -143,6 +143,15 @@ def bench_overhead(inprocess_requests: int, uvicorn_requests: int, rounds: int) 
             ">= 0.97",
         ),
         {
+            **ratio_row(
+                "uvicorn, unmatched route, a second bare server (noise floor: identical servers)",
+                served_rps("control unmatched"),
+                served_rps("bare unmatched"),
+                None,
+            ),
+            "ratio_label": "second bare / bare",
+        },
+        {
             "metric": "unmatched request, the middleware's own cost (no-op app)",
             "value": round(noop_wrapped - noop_bare),
             "unit": "ns/request",

@@ -59,8 +59,8 @@ def _floor_kind(tmp_dir: str, dest: str, *args: Any) -> str:
 
 
 def _instrument(store: Any, timers: _Timers) -> None:
-    import genstore._sources as sources
     import genstore._saving as core
+    import genstore._sources as sources
 
     # _saving imported prepare by name: patch it there. Payload is the class _sources defines.
     core.prepare = timers.wrap("hash + sniff (prepare)", sources.prepare)  # type: ignore[attr-defined]
