@@ -210,7 +210,7 @@ def bench_save(ops: int, rounds: int) -> dict[str, Any]:
         "notes": [
             "moto (ThreadedMotoServer) runs in a process of its own on 127.0.0.1, sharing the 2 "
             "cores with the client",
-            "genstore per operation: HEAD of the input (stored once), PUT result, PUT record",
+            "genstore per operation: PUT result, PUT record (the shared input: one HEAD and one PUT the first time, then remembered by the store for known_inputs_ttl)",
         ],
     }
 
