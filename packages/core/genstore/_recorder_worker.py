@@ -1,0 +1,289 @@
+"""The recorder's background side: the worker loop, spooling, replay and backoff scheduling.
+
+``Recorder`` (``genstore._recorder``) inherits this and adds the caller's side. One worker thread
+saves queued records; what cannot be saved now goes to the spool and is replayed, oldest first,
+once the store answers again. After a failure the store counts as down for an exponentially
+growing, jittered delay; a spooled record that keeps failing gets its own delay, so it does not
+hold up the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import random
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Literal
+
+from ._recorder_items import _Item, _key, _unlink_all
+from ._spool import Spool
+from .exceptions import BackendUnavailable, InvalidInput
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+# The recorder's messages keep the one logger name they had before its modules were split.
+logger = logging.getLogger("genstore._recorder")
+
+_Outcome = Literal["saved", "rejected", "gone", "failed"]
+
+
+class _RecorderWorker:
+    """State and methods of the worker thread; ``Recorder.__init__`` sets the configuration."""
+
+    _store: Store
+    _spool: Spool
+    _queue_size: int
+    _base_backoff: float
+    _max_backoff: float
+    _poll_interval: float
+    _closed: bool
+
+    def _setup(self) -> None:
+        """Fresh worker state: at construction, and in a forked child."""
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=self._queue_size)
+        self._counts = {name: 0 for name in ("recorded", "spooled", "replayed", "dropped")}
+        self._counts["rejected"] = 0
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._inflight: _Item | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._waiting: deque[str] = deque()
+        self._waiting_due = 0.0
+        self._retries: dict[str, tuple[int, float]] = {}
+        self._next_scan = 0.0
+
+    # -- the worker loop -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=self._wait_time())
+            except queue.Empty:
+                item = None
+            try:
+                if item is not None:
+                    self._process(item)
+                self._replay_due()
+            except Exception:  # the worker must survive anything; the record is accounted for
+                logger.exception("genstore: recorder worker error")
+
+    def _wait_time(self) -> float:
+        now = time.monotonic()
+        if self._deadline is not None:
+            return 0.05
+        if now < self._retry_at:
+            return self._retry_at - now
+        with self._lock:
+            if self._waiting:
+                return max(0.0, self._waiting_due - now)
+        return max(0.0, min(self._poll_interval, self._next_scan - now))
+
+    def _process(self, item: _Item) -> None:
+        with self._lock:
+            self._inflight = item
+        try:
+            now = time.monotonic()
+            if now < self._retry_at or (self._deadline is not None and now >= self._deadline):
+                self._to_spool(item)  # the store is known down, or drain time is over
+            else:
+                self._save(item)
+        finally:
+            with self._lock:
+                self._inflight = None
+            self._release_pending()
+
+    def _save(self, item: _Item) -> None:
+        try:
+            self._store.save_complete_operation(**item.kwargs)
+        except InvalidInput as exc:
+            logger.warning(
+                "genstore: record rejected by the store (%s): %s", _key(item.kwargs), exc
+            )
+            self._count("rejected")
+            self._finish(item)
+        except Exception as exc:
+            self._note_failure(exc)
+            self._to_spool(item)
+        else:
+            self._count("recorded")
+            self._note_success()
+            self._finish(item)
+
+    def _finish(self, item: _Item) -> None:
+        with self._lock:
+            item.done = True
+            copy_taken = item.spooled
+        if copy_taken:  # close() is copying our files into the spool: let it finish first
+            item.copied.wait(30.0)
+        _unlink_all(item.owned)
+
+    def _to_spool(self, item: _Item) -> None:
+        with self._lock:
+            copy_taken, item.spooled = item.spooled, True
+        if copy_taken:  # close() spooled a copy while the save ran
+            self._finish(item)
+            return
+        try:
+            ulid = self._spool.write(item.kwargs, owned=item.owned)
+        except InvalidInput as exc:
+            logger.warning("genstore: record cannot be spooled (%s): %s", _key(item.kwargs), exc)
+            self._count("rejected")
+        except Exception:
+            logger.exception("genstore: spool %s failed; record dropped", self._spool.path)
+            self._count("dropped")
+        else:
+            with self._lock:
+                self._counts["spooled"] += 1
+                self._waiting.append(ulid)
+                self._waiting_due = 0.0
+
+    def _spool_leftovers(self) -> None:
+        """At close, past the drain time: spool what is queued and a copy of a hanging save."""
+        for _ in range(self._queue_size + 1):
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._to_spool(item)
+                self._release_pending()
+        with self._lock:
+            item = self._inflight
+            if item is None or item.done or item.spooled:
+                return
+            item.spooled = True
+        try:
+            ulid = self._spool.write(item.kwargs, owned=())
+        except Exception:
+            logger.exception("genstore: could not spool the record being saved at close")
+        else:
+            self._count("spooled")
+            logger.info("genstore: spooled record %s while its save still runs", ulid)
+        finally:
+            item.copied.set()
+
+    def _replay_due(self) -> None:
+        now = time.monotonic()
+        if now < self._retry_at or self._stop.is_set() or self._deadline is not None:
+            return
+        if now >= self._next_scan:
+            self._next_scan = now + self._poll_interval
+            self._rescan()
+        ulid = self._next_waiting(now)
+        if ulid is not None:
+            self._replay(ulid)
+
+    def _rescan(self) -> None:
+        try:
+            self._spool.recover()
+            found = self._spool.waiting()
+        except OSError as exc:
+            logger.error("genstore: cannot read the spool %s: %s", self._spool.path, exc)
+            return
+        with self._lock:
+            known = set(self._waiting)
+            fresh = [u for u in found if u not in known]
+            self._waiting.extend(fresh)
+            if fresh:
+                self._waiting_due = 0.0
+
+    def _next_waiting(self, now: float) -> str | None:
+        with self._lock:
+            earliest = float("inf")
+            for _ in range(len(self._waiting)):
+                ulid = self._waiting.popleft()
+                retry = self._retries.get(ulid)
+                if retry is None or retry[1] <= now:
+                    return ulid
+                self._waiting.append(ulid)  # a record that keeps failing waits its own turn
+                earliest = min(earliest, retry[1])
+            # Nothing due: the worker sleeps until the first record is (or something new comes).
+            self._waiting_due = min(earliest, now + self._poll_interval)
+        return None
+
+    def _replay(self, ulid: str) -> _Outcome:
+        try:
+            claimed = self._spool.claim(ulid)
+        except OSError as exc:
+            logger.error("genstore: cannot claim spooled record %s: %s", ulid, exc)
+            return "failed"
+        if claimed is None:  # another process took it, or it is unreadable
+            self._retries.pop(ulid, None)
+            return "gone"
+        try:
+            self._store.save_complete_operation(**claimed.kwargs)
+        except InvalidInput as exc:
+            logger.warning("genstore: spooled record %s rejected by the store: %s", ulid, exc)
+            self._count("rejected")
+            self._retries.pop(ulid, None)
+            claimed.done()
+            return "rejected"
+        except Exception as exc:
+            self._note_failure(exc)
+            attempts = self._retries.get(ulid, (0, 0.0))[0] + 1
+            self._retries[ulid] = (attempts, time.monotonic() + self._backoff(attempts))
+            try:
+                claimed.release()
+            except OSError as release_error:
+                logger.error("genstore: cannot put back spooled record %s: %s", ulid, release_error)
+            with self._lock:
+                self._waiting.append(ulid)
+            return "failed"
+        self._count("replayed")
+        self._note_success()
+        self._retries.pop(ulid, None)
+        claimed.done()
+        return "saved"
+
+    # -- backoff and bookkeeping ------------------------------------------------------------------
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self._max_backoff, self._base_backoff * 2.0 ** min(attempts - 1, 30))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._failures += 1
+        delay = self._backoff(self._failures)
+        self._retry_at = time.monotonic() + delay
+        if self._failures == 1:
+            if isinstance(exc, BackendUnavailable):
+                logger.warning(
+                    "genstore: store unavailable (%s); spooling, retry in %.1fs", exc, delay
+                )
+            else:
+                logger.error("genstore: save failed; spooling the record", exc_info=exc)
+
+    def _note_success(self) -> None:
+        if self._failures:
+            logger.info("genstore: store answers again after %d failures", self._failures)
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def _release_pending(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            if self._pending <= 0:
+                self._idle.notify_all()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+
+    def _after_fork(self) -> None:
+        # The parent keeps saving what it queued; the child starts empty with its own identity.
+        self._spool.forget_lock_after_fork()
+        self._spool = Spool(self._spool.path, fsync=self._spool.fsync)
+        self._setup()
