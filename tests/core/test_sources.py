@@ -34,3 +34,14 @@ def test_non_png_images_still_get_their_size_from_pillow() -> None:
 def test_png_size_never_raises(head: bytes) -> None:
     size = png_size(head)
     assert size is None or all(isinstance(v, int) for v in size)
+
+
+def test_a_deferred_hash_is_the_same_hash() -> None:
+    import hashlib
+
+    data = png_bytes(400, 400) + b"\0" * (512 * 1024)
+    payload = prepare(data, limit=10**8, defer_hash=True)
+    assert payload.sha256 == ""  # still being computed on the hash thread
+    assert payload.digest() == hashlib.sha256(data).hexdigest() == payload.sha256
+    small = prepare(b"tiny", limit=10, defer_hash=True)
+    assert small.sha256 == small.digest() == hashlib.sha256(b"tiny").hexdigest()

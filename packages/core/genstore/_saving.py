@@ -208,7 +208,9 @@ class Saver:
             payload.close()
 
     def _store_result(self, operation_id: str, source: Source) -> ArtifactRef:
-        payload = prepare(source, limit=self.options.max_result_bytes, what="result")
+        payload = prepare(
+            source, limit=self.options.max_result_bytes, what="result", defer_hash=True
+        )
         try:
             key = _keys.operation_result_key(operation_id, extension_for(payload.content_type))
             self.blobs.write(key, payload.chunks(), content_type=payload.content_type)
@@ -351,7 +353,7 @@ def _artifact_ref(key: str, payload: Payload) -> ArtifactRef:
     width, height = payload.dimensions()
     return ArtifactRef(
         key=key,
-        sha256=payload.sha256,
+        sha256=payload.digest(),
         size=payload.size,
         content_type=payload.content_type,
         width=width,

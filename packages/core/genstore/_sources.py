@@ -7,7 +7,9 @@ import io
 import os
 import struct
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Union
@@ -29,13 +31,22 @@ class Payload:
     """A source read once to learn its hash, size and type, and re-readable to store it."""
 
     sha256: str
+    """Hex SHA-256; empty while a deferred hash runs (``digest()`` waits for it)."""
     size: int
     content_type: str
     head: bytes
     _data: bytes | None = None
+    _pending: Future[str] | None = None
     _path: Path | None = None
     _file: IO[bytes] | None = None
     _owned: list[IO[bytes]] = field(default_factory=list)
+
+    def digest(self) -> str:
+        """The hex SHA-256, waiting for a hash computed in the background if there is one."""
+        if self._pending is not None:
+            self.sha256 = self._pending.result()
+            self._pending = None
+        return self.sha256
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes again, in chunks of at most 1 MiB."""
@@ -96,22 +107,51 @@ def image_size(f: IO[bytes]) -> tuple[int | None, int | None]:
         return None, None
 
 
+PARALLEL_HASH_MIN = 256 * 1024
+"""Below this, handing a hash to another thread costs more than it saves."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="genstore-hash")
+        return _pool
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _check(size: int, limit: int, what: str) -> None:
     if size > limit:
         raise PayloadTooLarge(f"{what} is {size} bytes, over the limit of {limit}", limit=limit)
 
 
-def prepare(source: Source, *, limit: int, what: str = "input") -> Payload:
-    """Read ``source`` once (hashing, sizing, sniffing) without holding large streams in memory."""
+def prepare(
+    source: Source, *, limit: int, what: str = "input", defer_hash: bool = False
+) -> Payload:
+    """Read ``source`` once (hashing, sizing, sniffing) without holding large streams in memory.
+
+    ``defer_hash``: large in-memory bytes are hashed on a worker thread while the caller writes
+    them (hashlib releases the GIL), for blobs whose key does not depend on their hash.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         _check(len(data), limit, what)
+        pending = None
+        if defer_hash and len(data) >= PARALLEL_HASH_MIN:
+            pending = _hash_pool().submit(_sha256_hex, data)
         return Payload(
-            hashlib.sha256(data).hexdigest(),
+            "" if pending else _sha256_hex(data),
             len(data),
             sniff_content_type(data[:64]),
             data[:64],
             _data=data,
+            _pending=pending,
         )
     if isinstance(source, (str, os.PathLike)):
         path = Path(os.fspath(source))
