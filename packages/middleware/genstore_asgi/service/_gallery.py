@@ -37,7 +37,10 @@ GALLERY_HTML = """<!doctype html>
 <div id="grid"></div>
 <script>
 const $ = (id) => document.getElementById(id);
-$("token").value = sessionStorage.getItem("genstore-token") || "";
+// A token may arrive in the fragment (#token=...), which browsers never send to the server.
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromHash) { history.replaceState(null, "", location.pathname); }
+$("token").value = fromHash || sessionStorage.getItem("genstore-token") || "";
 let page = 1;
 async function api(path) {
   const r = await fetch(path, { headers: { Authorization: "Bearer " + $("token").value } });
