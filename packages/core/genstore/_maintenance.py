@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -100,25 +100,45 @@ def stats(store: Store) -> dict[str, Any]:
     return out
 
 
-def _referenced_inputs(store: Store) -> set[str]:
-    keys: set[str] = set()
-    for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
+M = TypeVar("M", OperationRecord, ImageRecord)
+
+
+def _records(
+    store: Store,
+    prefix: str,
+    kind: str,
+    model: type[M],
+    *,
+    others: dict[str, datetime | None] | None = None,
+    other_kind: str = "",
+) -> Iterator[tuple[str, M | None]]:
+    """Every record under ``prefix`` as ``(key, record)``, ``None`` for one that does not parse.
+
+    One listing serves two purposes: blobs of ``other_kind`` found on the way (results beside
+    operation records, PNGs beside image records) are collected into ``others``.
+    """
+    for info in store.blobs.list(prefix):
         parsed = _keys.parse_key(info.key)
-        if parsed is None or parsed.kind != "operation":
+        if parsed is None:
             continue
-        record = _load_operation(store, info.key)
-        if record is not None:
+        if parsed.kind == kind:
+            try:
+                yield info.key, model.model_validate_json(store.blobs.read(info.key))
+            except NotFound:
+                continue  # deleted while we listed: not corrupt, simply gone
+            except ValidationError:
+                yield info.key, None
+        elif others is not None and parsed.kind == other_kind:
+            others[info.key] = info.modified
+
+
+def _referenced_inputs(store: Store, skip: Collection[str] = ()) -> set[str]:
+    """Input keys used by any operation record, those of ``skip`` operation ids left out."""
+    keys: set[str] = set()
+    for _, record in _records(store, _keys.OPERATIONS_PREFIX, "operation", OperationRecord):
+        if record is not None and record.operation_id not in skip:
             keys.update(ref.key for ref in record.inputs)
     return keys
-
-
-def _load_operation(store: Store, key: str) -> OperationRecord | None:
-    try:
-        return OperationRecord.model_validate_json(store.blobs.read(key))
-    except NotFound:
-        return None
-    except ValidationError:
-        return None
 
 
 def cleanup(
@@ -143,17 +163,8 @@ def cleanup(
                 store.delete_operation(record.operation_id)
             except NotFound:
                 report.operations -= 1
-    deleted = {r.operation_id for r in old}
-    referenced: set[str] = set()
-    if dry_run:
-        for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
-            parsed = _keys.parse_key(info.key)
-            if parsed and parsed.kind == "operation" and parsed.operation_id not in deleted:
-                rec = _load_operation(store, info.key)
-                if rec is not None:
-                    referenced.update(ref.key for ref in rec.inputs)
-    else:
-        referenced = _referenced_inputs(store)
+    # A dry run deleted nothing, so the old records are still there: leave their inputs out.
+    referenced = _referenced_inputs(store, {r.operation_id for r in old} if dry_run else ())
     for info in store.blobs.list(_keys.INPUTS_PREFIX):
         if info.key not in referenced and _old_enough(info.modified, grace):
             report.inputs += 1
@@ -174,25 +185,17 @@ def reindex(store: Store, progress: Progress = None) -> ReindexReport:
     """Drop the catalog and index every JSON record again."""
     report = ReindexReport()
     store.catalog.clear()
-    for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
-        parsed = _keys.parse_key(info.key)
-        if parsed is None or parsed.kind != "operation":
-            continue
-        record = _load_operation(store, info.key)
+    for key, record in _records(store, _keys.OPERATIONS_PREFIX, "operation", OperationRecord):
         if record is None:
-            report.corrupt.append(info.key)
+            report.corrupt.append(key)
             continue
         store.catalog.upsert_operation(record)
         report.operations += 1
         if progress:
             progress(1)
-    for info in store.blobs.list(_keys.IMAGES_PREFIX):
-        parsed = _keys.parse_key(info.key)
-        if parsed is None or parsed.kind != "image_record":
-            continue
-        image = _load_image(store, info.key)
+    for key, image in _records(store, _keys.IMAGES_PREFIX, "image_record", ImageRecord):
         if image is None:
-            report.corrupt.append(info.key)
+            report.corrupt.append(key)
             continue
         store.catalog.upsert_image(image)
         report.images += 1
@@ -201,98 +204,82 @@ def reindex(store: Store, progress: Progress = None) -> ReindexReport:
     return report
 
 
-def _load_image(store: Store, key: str) -> ImageRecord | None:
-    try:
-        return ImageRecord.model_validate_json(store.blobs.read(key))
-    except (NotFound, ValidationError):
-        return None
-
-
 def verify(
     store: Store, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)
 ) -> VerifyReport:
     """Compare blobs, records and catalog. Blobs younger than ``grace`` are left alone: a save
     running right now writes its blobs before its record."""
     report = VerifyReport()
-    records: dict[str, OperationRecord] = {}
     results: dict[str, datetime | None] = {}
-    for info in store.blobs.list(_keys.OPERATIONS_PREFIX):
-        parsed = _keys.parse_key(info.key)
-        if parsed is None:
-            continue
-        if parsed.kind == "operation":
-            record = _load_operation(store, info.key)
-            if record is None:
-                report.corrupt.append(info.key)
-            else:
-                records[record.operation_id] = record
-        elif parsed.kind == "result":
-            results[info.key] = info.modified
-    used_results = {r.result.key for r in records.values() if r.result is not None}
+    records: dict[str, OperationRecord] = {}
+    corrupt_ids: set[str] = set()
+    for key, record in _records(
+        store,
+        _keys.OPERATIONS_PREFIX,
+        "operation",
+        OperationRecord,
+        others=results,
+        other_kind="result",
+    ):
+        if record is None:
+            report.corrupt.append(key)
+            corrupt_ids.add(key.rsplit("/", 1)[-1].removesuffix(".json"))
+        else:
+            records[record.operation_id] = record
+    pngs: dict[str, datetime | None] = {}
+    images: dict[tuple[str, str], ImageRecord] = {}
+    for key, image in _records(
+        store, _keys.IMAGES_PREFIX, "image_record", ImageRecord, others=pngs, other_kind="image"
+    ):
+        if image is None:
+            report.corrupt.append(key)
+        else:
+            images[(image.user_id, image.image_id)] = image
+
+    used = {r.result.key for r in records.values() if r.result is not None}
+    used |= {image.key for image in images.values()}
     report.orphan_blobs = sorted(
-        k for k, mod in results.items() if k not in used_results and _old_enough(mod, grace)
+        key
+        for key, modified in (results | pngs).items()
+        if key not in used and _old_enough(modified, grace)
     )
-    indexed = set(store.catalog.operation_ids())
-    report.unindexed = sorted(_keys.operation_record_key(op) for op in records.keys() - indexed)
-    corrupt_ids = {_keys.parse_key(k).operation_id for k in report.corrupt}  # type: ignore[union-attr]
-    report.stale_index = sorted(indexed - records.keys() - corrupt_ids)
     used_inputs = {ref.key for r in records.values() for ref in r.inputs}
     report.unreferenced_inputs = sorted(
         info.key
         for info in store.blobs.list(_keys.INPUTS_PREFIX)
         if info.key not in used_inputs and _old_enough(info.modified, grace)
     )
-    images: dict[tuple[str, str], ImageRecord] = {}
-    pngs: dict[str, datetime | None] = {}
-    for info in store.blobs.list(_keys.IMAGES_PREFIX):
-        parsed = _keys.parse_key(info.key)
-        if parsed is None:
-            continue
-        if parsed.kind == "image_record":
-            image = _load_image(store, info.key)
-            if image is None:
-                report.corrupt.append(info.key)
-            else:
-                images[(image.user_id, image.image_id)] = image
-        elif parsed.kind == "image":
-            pngs[info.key] = info.modified
-    used_pngs = {img.key for img in images.values()}
-    report.orphan_blobs += sorted(
-        k for k, mod in pngs.items() if k not in used_pngs and _old_enough(mod, grace)
-    )
+    indexed = set(store.catalog.operation_ids())
     indexed_images = set(store.catalog.image_ids())
-    report.unindexed += sorted(
-        _keys.image_record_key(u, i) for (u, i) in images.keys() - indexed_images
+    unindexed = sorted(records.keys() - indexed)
+    unindexed_images = sorted(images.keys() - indexed_images)
+    report.unindexed = [_keys.operation_record_key(op) for op in unindexed] + [
+        _keys.image_record_key(u, i) for (u, i) in unindexed_images
+    ]
+    report.stale_index = sorted(indexed - records.keys() - corrupt_ids) + sorted(
+        f"{u}/{i}" for (u, i) in indexed_images - images.keys()
     )
-    report.stale_index += sorted(f"{u}/{i}" for (u, i) in indexed_images - images.keys())
     if fix:
-        _repair(store, report, records, images, indexed_images)
+        for key in report.orphan_blobs:
+            store.blobs.delete(key)
+        for key in report.unreferenced_inputs:
+            store.blobs.delete(key)
+            store._forget_input(key)
+        for op_id in unindexed:
+            store.catalog.upsert_operation(records[op_id])
+        for pair in unindexed_images:
+            store.catalog.upsert_image(images[pair])
+        for entry in report.stale_index:
+            if "/" in entry:
+                store.catalog.delete_image(*entry.split("/", 1))
+            else:
+                store.catalog.delete_operation(entry)
+        _sweep_temporaries(store)
         report.fixed = True
     return report
 
 
-def _repair(
-    store: Store,
-    report: VerifyReport,
-    records: dict[str, OperationRecord],
-    images: dict[tuple[str, str], ImageRecord],
-    indexed_images: set[tuple[str, str]],
-) -> None:
-    for key in report.orphan_blobs:
-        store.blobs.delete(key)
-    for key in report.unreferenced_inputs:
-        store.blobs.delete(key)
-        store._forget_input(key)
-    for op_id in records.keys() - set(store.catalog.operation_ids()):
-        store.catalog.upsert_operation(records[op_id])
-    for pair in images.keys() - indexed_images:
-        store.catalog.upsert_image(images[pair])
-    for entry in report.stale_index:
-        if "/" in entry:
-            user, image_id = entry.split("/", 1)
-            store.catalog.delete_image(user, image_id)
-        else:
-            store.catalog.delete_operation(entry)
+def _sweep_temporaries(store: Store) -> None:
     sweep = getattr(store.blobs, "sweep_temporaries", None)
     if callable(sweep):
         try:
