@@ -100,3 +100,11 @@ def test_operation_keys_parse_back() -> None:
     with pytest.raises(InvalidInput):
         _keys.operation_result_key(op_id, "../x")
     assert _keys.parse_key(".tmp/abc") is None
+
+
+def test_ulid_time_reads_back_the_creation_instant() -> None:
+    from genstore._ids import ulid_time
+
+    when, op_id = new_operation_id()
+    assert ulid_time(op_id[9:]) == when
+    assert ulid_time("not crockford!") is None

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from pydantic import BaseModel
 
 from ._ids import check_id
+from ._sources import is_pil_image
 from .exceptions import InvalidInput
 
 if TYPE_CHECKING:
@@ -348,11 +349,7 @@ class _Call:
 
 
 def _is_image(value: object) -> bool:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return True
-    return any(
-        c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in type(value).__mro__
-    )
+    return isinstance(value, (bytes, bytearray, memoryview)) or is_pil_image(value)
 
 
 def _detected_images(value: object) -> list[Any] | None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from .exceptions import InvalidInput
 
-__all__ = ["check_id", "new_image_id", "new_operation_id", "new_ulid"]
+__all__ = ["check_id", "new_image_id", "new_operation_id", "new_ulid", "ulid_time"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:+=-]*")
@@ -53,6 +53,17 @@ def _encode(value: int, length: int) -> str:
         out.append(_CROCKFORD[value & 31])
         value >>= 5
     return "".join(reversed(out))
+
+
+def ulid_time(ulid: str) -> datetime | None:
+    """The instant a ULID's first 10 characters encode, or None if they are not Crockford."""
+    value = 0
+    for char in ulid[:10]:
+        index = _CROCKFORD.find(char)
+        if index < 0:
+            return None
+        value = value * 32 + index
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def new_ulid() -> tuple[datetime, str]:

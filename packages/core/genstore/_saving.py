@@ -17,13 +17,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue, ValidationError
 
 from . import _keys
-from ._ids import check_id, new_operation_id
+from ._ids import check_id, new_operation_id, ulid_time
 from ._plugins import get_plugin_manager
 from ._records import ArtifactRef, OperationRecord, OperationStatus, RequestInfo, SaveResult
 from ._sniff import extension_for, sniff_content_type
@@ -393,9 +393,7 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def _time_of(operation_id: str) -> datetime:
-    from ._ids import _CROCKFORD
-
-    ms = 0
-    for ch in operation_id[9:19]:
-        ms = ms * 32 + _CROCKFORD.index(ch)
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    when = ulid_time(operation_id[9:])
+    if when is None:  # ids come from new_operation_id: a marker naming anything else is damaged
+        raise GenstoreError(f"idempotency marker names a malformed operation id {operation_id!r}")
+    return when

@@ -17,7 +17,7 @@ from typing import IO, Any, Union
 from ._sniff import sniff_content_type
 from .exceptions import InvalidInput, PayloadTooLarge
 
-__all__ = ["CHUNK", "Payload", "Source", "image_size", "png_size", "prepare"]
+__all__ = ["CHUNK", "Payload", "Source", "image_size", "is_pil_image", "png_size", "prepare"]
 
 CHUNK = 1024 * 1024
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -171,7 +171,7 @@ def prepare(
         except OSError as exc:
             raise InvalidInput(f"{what} file {str(path)[:200]!r} cannot be read: {exc}") from exc
         return Payload(digest.hexdigest(), size, sniff_content_type(head), head, _path=path)
-    if _is_pil_image(source):
+    if is_pil_image(source):
         image: Any = source
         buf = io.BytesIO()
         try:
@@ -187,7 +187,7 @@ def prepare(
     )
 
 
-def _is_pil_image(obj: object) -> bool:
+def is_pil_image(obj: object) -> bool:
     cls = type(obj)
     return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in cls.__mro__)
 

@@ -33,7 +33,8 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
-from ._ids import new_ulid
+from ._ids import new_ulid, ulid_time
+from ._sources import is_pil_image
 from .exceptions import InvalidInput
 
 try:
@@ -49,7 +50,6 @@ SPOOL_FORMAT = 1
 """Version of ``call.json``; a newer version is left alone for a newer genstore to replay."""
 
 _CHUNK = 1024 * 1024
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SOURCE_LISTS = frozenset({"input_images"})
 _SOURCES = frozenset({"result"})
 
@@ -158,7 +158,7 @@ def _write_source(
             _copy_path(path, target, fsync)
         moved[path] = target.name
         return target.name
-    if _is_pil_image(source):
+    if is_pil_image(source):
         with open(target, "xb") as out:
             try:  # as the store would encode it: its own format, else PNG
                 source.save(out, format=source.format or "PNG")
@@ -219,20 +219,6 @@ def _fsync_dir(path: Path, fsync: bool) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _is_pil_image(obj: object) -> bool:
-    return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in type(obj).__mro__)
-
-
-def _ulid_time(ulid: str) -> datetime | None:
-    value = 0
-    for char in ulid[:10]:
-        index = _CROCKFORD.find(char)
-        if index < 0:
-            return None
-        value = value * 32 + index
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 # -- the spool ---------------------------------------------------------------------------------
@@ -420,7 +406,7 @@ class Spool:
                 continue
             count += 1
             claimed += kind == "claimed"
-            when = _ulid_time(rest.rsplit("-", 1)[-1])
+            when = ulid_time(rest.rsplit("-", 1)[-1])
             if when is not None and (oldest is None or when < oldest):
                 oldest = when
             size += _folder_size(self.path / name)
