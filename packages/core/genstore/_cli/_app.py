@@ -118,6 +118,7 @@ UrlOption = Annotated[
         "--url", help="Store URL, as the global --url (also accepted here, after the command)."
     ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CatalogOption = Annotated[
     str | None,
     typer.Option("--catalog", help="Catalog URL, as the global --catalog (also accepted here)."),

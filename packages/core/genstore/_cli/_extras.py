@@ -17,7 +17,7 @@ from rich.text import Text
 from .._config import open_store
 from .._plugins import get_plugin_manager, plugin_load_errors
 from ..exceptions import ConfigurationError, MissingDependency
-from ._app import EXIT_FAILURE, CatalogOption, UrlOption, app, get_state, progress
+from ._app import EXIT_FAILURE, CatalogOption, JsonOption, UrlOption, app, get_state, progress
 from ._render import as_plain, key_value_table, to_json
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _read_spool(store: Store) -> SpoolStatus:
 @spool_app.command("status")
 def spool_status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:
@@ -118,7 +118,7 @@ def spool_status(
 @spool_app.command("drain")
 def spool_drain(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:
@@ -176,7 +176,7 @@ def supabase_sql() -> None:
 @app.command()
 def plugins(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The URL schemes the installed plugins serve, and plugins that failed to load."""
     state = get_state(ctx)

@@ -14,7 +14,16 @@ import typer
 
 from .._records import OperationStatus
 from ..exceptions import NotFound
-from ._app import EXIT_FAILURE, CatalogOption, UrlOption, app, get_state, report_error, time_option
+from ._app import (
+    EXIT_FAILURE,
+    CatalogOption,
+    JsonOption,
+    UrlOption,
+    app,
+    get_state,
+    report_error,
+    time_option,
+)
 from ._render import history_table, key_value_table, to_json
 
 __all__: list[str] = []
@@ -127,7 +136,7 @@ def show(
 @app.command()
 def stats(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:

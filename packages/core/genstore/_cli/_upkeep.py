@@ -16,6 +16,7 @@ from rich.text import Text
 from ._app import (
     EXIT_FAILURE,
     CatalogOption,
+    JsonOption,
     State,
     UrlOption,
     app,
@@ -62,7 +63,7 @@ def cleanup(
         ),
     ] = timedelta(days=30),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count only; delete nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:
@@ -86,7 +87,7 @@ def cleanup(
 @app.command()
 def reindex(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:
@@ -133,7 +134,7 @@ def verify(
             help="Leave blobs younger than this alone (a save may be writing them right now).",
         ),
     ] = timedelta(minutes=10),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:
