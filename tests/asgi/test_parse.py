@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from genstore_asgi._capture import BodyTee, CapturedBody
-from genstore_asgi._parse import ParseLimits, parse_request
+from genstore_asgi._parse import ParsedRequest, ParseLimits, parse_request
 from genstore_asgi._redact import Redactor
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,28 +22,33 @@ def captured(data: bytes, folder: Path, limit: int = 1 << 20) -> CapturedBody:
     return tee.finish()
 
 
+DEFAULT_LIMITS = ParseLimits(1 << 20, 1 << 20)
+
+
 def parse(
-    data: bytes, content_type: str, folder: Path, query: bytes = b"", limit: int = 1 << 20
-) -> object:
+    data: bytes,
+    content_type: str,
+    folder: Path,
+    *,
+    query: bytes = b"",
+    prompt_field: str = "prompt",
+    limits: ParseLimits = DEFAULT_LIMITS,
+) -> ParsedRequest:
+    """``parse_request`` on ``data`` captured in memory, with the default redactor."""
     return parse_request(
-        captured(data, folder, limit),
+        captured(data, folder),
         content_type,
         query,
-        prompt_field="prompt",
+        prompt_field=prompt_field,
         redactor=Redactor(),
-        limits=ParseLimits(max_in_memory=limit, max_document=1 << 20, spool_dir=str(folder)),
+        limits=limits,
     )
 
 
 def test_json_fields_query_and_the_prompt(tmp_path: Path) -> None:
     body = json.dumps({"prompt": "un chat", "seed": 3, "model": "body-wins"}).encode()
-    parsed = parse_request(
-        captured(body, tmp_path),
-        "application/json; charset=utf-8",
-        b"model=query&tag=a&tag=b&token=x",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=ParseLimits(1 << 20, 1 << 20),
+    parsed = parse(
+        body, "application/json; charset=utf-8", tmp_path, query=b"model=query&tag=a&tag=b&token=x"
     )
     assert parsed.prompt == "un chat"
     assert parsed.parameters == {"model": "body-wins", "seed": 3, "tag": ["a", "b"]}
@@ -51,26 +56,12 @@ def test_json_fields_query_and_the_prompt(tmp_path: Path) -> None:
 
 
 def test_prompt_from_the_query_and_a_custom_field(tmp_path: Path) -> None:
-    parsed = parse_request(
-        captured(b"", tmp_path),
-        "",
-        b"text=un%20chat&n=1",
-        prompt_field="text",
-        redactor=Redactor(),
-        limits=ParseLimits(1 << 20, 1 << 20),
-    )
+    parsed = parse(b"", "", tmp_path, query=b"text=un%20chat&n=1", prompt_field="text")
     assert (parsed.prompt, parsed.parameters) == ("un chat", {"n": "1"})
 
 
 def test_a_non_string_prompt_stays_a_parameter(tmp_path: Path) -> None:
-    parsed = parse_request(
-        captured(b'{"prompt": {"positive": "cat"}}', tmp_path),
-        "application/json",
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=ParseLimits(1 << 20, 1 << 20),
-    )
+    parsed = parse(b'{"prompt": {"positive": "cat"}}', "application/json", tmp_path)
     assert parsed.prompt is None
     assert parsed.parameters == {"prompt": {"positive": "cat"}}
 
@@ -83,62 +74,29 @@ def test_data_urls_in_json_become_inputs(tmp_path: Path) -> None:
             "refs": ["data:image/gif,GIF89a"],
         }
     ).encode()
-    parsed = parse_request(
-        captured(body, tmp_path),
-        "application/json",
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=ParseLimits(1 << 20, 1 << 20),
-    )
+    parsed = parse(body, "application/json", tmp_path)
     assert parsed.inputs == [b"\x89PNG\r", b"GIF89a"]
     assert parsed.parameters == {"image": "input_images[0]", "refs": ["input_images[1]"]}
 
 
 def test_json_without_content_type_and_non_object_json(tmp_path: Path) -> None:
     limits = ParseLimits(1 << 20, 1 << 20)
-    untyped = parse_request(
-        captured(b' {"prompt": "p"}', tmp_path),
-        "",
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=limits,
-    )
+    untyped = parse(b' {"prompt": "p"}', "", tmp_path, limits=limits)
     assert untyped.prompt == "p"
-    listed = parse_request(
-        captured(b"[1, 2]", tmp_path),
-        "application/json",
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=limits,
-    )
+    listed = parse(b"[1, 2]", "application/json", tmp_path, limits=limits)
     assert listed.parameters == {"body": [1, 2]}
 
 
 def test_broken_or_oversized_json_records_no_fields(tmp_path: Path) -> None:
     limits = ParseLimits(1 << 20, max_document=10)
     for body in (b'{"prompt": "p"', b'{"prompt": "long enough to pass ten bytes"}'):
-        parsed = parse_request(
-            captured(body, tmp_path),
-            "application/json",
-            b"",
-            prompt_field="prompt",
-            redactor=Redactor(),
-            limits=limits,
-        )
+        parsed = parse(body, "application/json", tmp_path, limits=limits)
         assert (parsed.prompt, parsed.parameters) == (None, {})
 
 
 def test_urlencoded_form(tmp_path: Path) -> None:
-    parsed = parse_request(
-        captured(b"prompt=un+chat&steps=20&password=x", tmp_path),
-        "application/x-www-form-urlencoded",
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=ParseLimits(1 << 20, 1 << 20),
+    parsed = parse(
+        b"prompt=un+chat&steps=20&password=x", "application/x-www-form-urlencoded", tmp_path
     )
     assert (parsed.prompt, parsed.parameters) == ("un chat", {"steps": "20"})
 
@@ -171,14 +129,7 @@ def test_multipart_skips_empty_and_secret_file_parts(tmp_path: Path) -> None:
             ("images", "b.png", b"B" * 5000, "image/png"),
         ],
     )
-    parsed = parse_request(
-        captured(body, tmp_path),
-        content_type,
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=ParseLimits(1000, 1 << 20, str(tmp_path)),
-    )
+    parsed = parse(body, content_type, tmp_path, limits=ParseLimits(1000, 1 << 20, str(tmp_path)))
     assert parsed.prompt == "p" and parsed.parameters == {"size": "2"}
     assert parsed.inputs[0] == b"A" * 10
     assert len(parsed.owned) == 1 and parsed.inputs[1] == parsed.owned[0]
@@ -192,14 +143,7 @@ def test_malformed_multipart_keeps_fields_and_leaves_no_files(tmp_path: Path) ->
     broken = body[: len(body) // 2] + b"\r\n--not-the-boundary\r\ngarbage"
     folder = tmp_path / "spool"
     folder.mkdir()
-    parsed = parse_request(
-        captured(broken, tmp_path),
-        content_type,
-        b"",
-        prompt_field="prompt",
-        redactor=Redactor(),
-        limits=ParseLimits(1000, 1 << 20, str(folder)),
-    )
+    parsed = parse(broken, content_type, tmp_path, limits=ParseLimits(1000, 1 << 20, str(folder)))
     assert parsed.prompt == "p"
     assert parsed.inputs == [] and parsed.owned == []
     assert os.listdir(folder) == []
