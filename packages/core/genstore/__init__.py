@@ -8,6 +8,7 @@ store.history(user_id="user_1").items
 from ._config import default_store, open_store, save_complete_operation, set_default_store
 from ._decorator import record
 from ._ids import check_id
+from ._options import StoreOptions
 from ._plugins import register_plugin
 from ._recorder import Recorder, RecorderCounters, SpoolStatus
 from ._records import (
@@ -22,7 +23,7 @@ from ._records import (
     RequestInfo,
     SaveResult,
 )
-from ._store import Store, StoreOptions
+from ._store import Store
 from .exceptions import (
     AlreadyExists,
     AuthError,

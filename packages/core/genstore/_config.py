@@ -6,9 +6,10 @@ import os
 import threading
 from typing import Any
 
+from ._options import StoreOptions
 from ._plugins import get_plugin_manager, plugin_load_errors
 from ._records import SaveResult
-from ._store import Store, StoreOptions
+from ._store import Store
 from ._url import DEFAULT_URL, parse_catalog_url, parse_url
 from .exceptions import ConfigurationError
 

@@ -34,7 +34,8 @@ from .plugin import BlobStore, Catalog
 if TYPE_CHECKING:
     import httpx
 
-    from ._store import Store, StoreOptions
+    from ._options import StoreOptions
+    from ._store import Store
 
 __all__ = ["Saver", "marker_key", "read_record"]
 

@@ -7,7 +7,6 @@ import base64
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from pydantic import JsonValue
 
 from . import _keys
 from ._ids import check_id
+from ._options import StoreOptions
 from ._records import (
     ArtifactRef,
     OperationRecord,
@@ -34,26 +34,6 @@ if TYPE_CHECKING:
     from ._recorder import Recorder
 
 __all__ = ["Store", "StoreOptions"]
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    """Limits and timeouts of a store (keyword arguments of ``open_store``)."""
-
-    max_input_bytes: int = 100 * 1024 * 1024
-    """Largest input image accepted."""
-    max_result_bytes: int = 4 * 1024 * 1024 * 1024
-    """Largest result stored (bigger downloads are abandoned and noted in ``result_error``)."""
-    max_image_bytes: int = 10 * 1024 * 1024
-    """Largest user image accepted by ``images.create`` (the seed's 10 MB)."""
-    download_timeout: float = 60.0
-    """Seconds without progress before a result download is abandoned."""
-    url_expires: int = 3600
-    """Lifetime of signed URLs handed out, in seconds."""
-    known_inputs_ttl: float = 60.0
-    """Seconds an input this store wrote or found is trusted to exist without asking the
-    backend again (0: ask on every save). A ``cleanup`` in another process that deletes it is
-    noticed after at most this long; one in this store, at once."""
 
 
 class Store:

@@ -1,0 +1,27 @@
+"""``StoreOptions``: the limits and timeouts of a store. A leaf module: it imports nothing of genstore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["StoreOptions"]
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Limits and timeouts of a store (keyword arguments of ``open_store``)."""
+
+    max_input_bytes: int = 100 * 1024 * 1024
+    """Largest input image accepted."""
+    max_result_bytes: int = 4 * 1024 * 1024 * 1024
+    """Largest result stored (bigger downloads are abandoned and noted in ``result_error``)."""
+    max_image_bytes: int = 10 * 1024 * 1024
+    """Largest user image accepted by ``images.create`` (the seed's 10 MB)."""
+    download_timeout: float = 60.0
+    """Seconds without progress before a result download is abandoned."""
+    url_expires: int = 3600
+    """Lifetime of signed URLs handed out, in seconds."""
+    known_inputs_ttl: float = 60.0
+    """Seconds an input this store wrote or found is trusted to exist without asking the
+    backend again (0: ask on every save). A ``cleanup`` in another process that deletes it is
+    noticed after at most this long; one in this store, at once."""
