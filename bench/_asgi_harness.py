@@ -31,6 +31,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from genstore._save_request import SaveRequest
+
 from bench._util import KiB
 
 __all__ = [
@@ -68,10 +70,15 @@ class EnqueueRecorder:
     def __init__(self) -> None:
         # Short: thousands of records kept alive would make every garbage collection (which
         # runs on whichever thread allocates, the event loop included) dearer than in life.
-        self.queue: deque[dict[str, Any]] = deque(maxlen=64)
+        self.queue: deque[SaveRequest] = deque(maxlen=64)
 
-    def submit(self, owned_paths: Sequence[str | os.PathLike[str]] = (), **kwargs: Any) -> None:
-        self.queue.append(kwargs)
+    def submit_request(
+        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+    ) -> None:
+        self.queue.append(request)
+
+    def reject(self, reason: Exception, owned_paths: Sequence[str | os.PathLike[str]] = ()) -> None:
+        raise AssertionError(f"the bench app's records are valid: {reason}")
 
     def flush(self, timeout: float | None = None) -> bool:
         return True

@@ -8,6 +8,7 @@ middleware captures (exact bytes, memory); tests about what ends up stored use a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from genstore._save_request import SaveRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -141,6 +143,7 @@ class SpyRecorder:
     """Test double of ``store.recorder`` (see the module docstring)."""
 
     submitted: list[Submitted] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
     read_files: bool = True
     """False: hash spooled files in chunks instead of reading them (memory tests)."""
     hashes: list[str] = field(default_factory=list)
@@ -174,6 +177,18 @@ class SpyRecorder:
             os.unlink(path)
         with self.lock:
             self.submitted.append(entry)
+
+    def submit_request(
+        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+    ) -> None:
+        """As the real recorder: takes the request whole (its set fields are kept as kwargs)."""
+        values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+        self.submit(owned_paths, **{k: v for k, v in values.items() if v not in (None, ())})
+
+    def reject(self, reason: Exception, owned_paths: Sequence[str | os.PathLike[str]] = ()) -> None:
+        self.rejected.append(str(reason))
+        for path in owned_paths:
+            os.unlink(path)
 
     def flush(self, timeout: float | None = None) -> bool:
         return True

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from genstore_asgi import default_result_extractor
-from genstore_asgi._extract import decode_data_url, error_message, resolve_url
+from genstore_asgi._extract import decode_data_url, resolve_url
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,29 +58,3 @@ def test_percent_encoded_data_url_and_invalid_ones() -> None:
     assert decode_data_url("data:text/plain,a%20b") == (b"a b", "text/plain")
     assert decode_data_url("data:image/png;base64") is None
     assert decode_data_url("https://x.test") is None
-
-
-@pytest.mark.parametrize(
-    ("body", "content_type", "expected"),
-    [
-        (b'{"success": false, "error": "boom"}', "application/json", "boom"),
-        (
-            b'{"error": {"message": "quota exceeded", "code": 429}}',
-            "application/json",
-            "quota exceeded",
-        ),
-        (b'{"detail": "Not Found"}', "application/json", "Not Found"),
-        (b'{"detail": [{"loc": ["body"]}]}', "application/json", '[{"loc": ["body"]}]'),
-        (b'{"other": 1}', "application/json", '{"other": 1}'),
-        (b"upstream timed out\n", "text/plain", "upstream timed out"),
-        (b"", "text/plain", "HTTP 504"),
-        (b"\xff\xfe", "application/octet-stream", "\ufffd\ufffd"),
-    ],
-)
-def test_error_message(body: bytes, content_type: str, expected: str) -> None:
-    assert error_message(body, content_type, 504) == expected
-
-
-def test_error_message_is_clipped() -> None:
-    message = error_message(b"x" * 10_000, "text/plain", 500)
-    assert len(message) == 2000 and message.endswith("…")

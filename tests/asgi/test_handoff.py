@@ -53,9 +53,12 @@ class RaisingRecorder:
     def __init__(self) -> None:
         self.owned: list[str] = []
 
-    def submit(self, owned_paths: Any = (), **kwargs: Any) -> None:
+    def submit_request(self, request: Any, owned_paths: Any = ()) -> None:
         self.owned.extend(os.fspath(p) for p in owned_paths)
         raise RuntimeError("recorder bug")
+
+    def reject(self, reason: Exception, owned_paths: Any = ()) -> None:
+        raise AssertionError("a valid record was rejected")
 
     def flush(self, timeout: float | None = None) -> bool:
         return True

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from genstore._recording.rules import Redactor
 from genstore_asgi._capture import BodyTee, CapturedBody
 from genstore_asgi._parse import ParsedRequest, ParseLimits, parse_request
-from genstore_asgi._redact import Redactor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

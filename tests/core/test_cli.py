@@ -29,8 +29,9 @@ from genstore._cli._demo import DEMO_USER
 from genstore._cli._parse import MAX_DURATION, format_duration, parse_duration, parse_time
 from genstore._ids import new_operation_id
 from genstore._plugins import register_plugin, unregister_plugin
-from genstore._recorder import default_spool_dir
-from genstore._spool import Spool
+from genstore._recording.recorder import default_spool_dir
+from genstore._recording.spool import Spool
+from genstore._save_request import SaveRequest
 from genstore.cli import app
 from genstore.exceptions import BackendUnavailable
 from genstore.plugin import hookimpl
@@ -506,8 +507,10 @@ def test_the_installed_script_runs_the_demo(tmp_path: Path) -> None:
 
 def test_spool_status_and_drain(run: Run, url: str) -> None:
     with genstore.open_store(url) as store:
-        spool = Spool(default_spool_dir(store))
-        spool.write({"operation_type": "text_to_image", "prompt": "spooled", "user_id": "carol"})
+        spool = Spool(default_spool_dir(store.blobs))
+        spool.write(
+            SaveRequest.build(operation_type="text_to_image", prompt="spooled", user_id="carol")
+        )
         spool.close()
     status = json.loads(run("spool", "status", "--json").stdout)
     assert status["count"] == 1
@@ -523,14 +526,14 @@ def test_spool_drain_exits_1_when_the_store_refuses(
     run: Run, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with genstore.open_store(url) as store:
-        spool = Spool(default_spool_dir(store))
-        spool.write({"operation_type": "text_to_image", "prompt": "waits"})
+        spool = Spool(default_spool_dir(store.blobs))
+        spool.write(SaveRequest.build(operation_type="text_to_image", prompt="waits"))
         spool.close()
 
     def down(*args: Any, **kwargs: Any) -> None:
         raise BackendUnavailable("store is down")
 
-    monkeypatch.setattr(genstore.Store, "save_complete_operation", down)
+    monkeypatch.setattr(genstore.Store, "save", down)
     result = run("spool", "drain", "--json")
     assert result.exit_code == EXIT_FAILURE
     assert json.loads(result.stdout)["left"] == 1

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Header
 from genstore import OperationRecord
-from genstore._decorator import _json_safe, record
+from genstore._recording.decorator import _json_safe, record
 from genstore._store import Store
 from helpers import FileServer, png_bytes
 from hypothesis import given, settings

@@ -8,6 +8,7 @@ run a real child process and kill it with SIGKILL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -27,8 +28,9 @@ import genstore
 import pytest
 from genstore import BackendUnavailable, OperationRecord, RequestInfo
 from genstore._plugins import register_plugin, unregister_plugin
-from genstore._recorder import Recorder, default_spool_dir
-from genstore._spool import Spool
+from genstore._recording.recorder import Recorder, default_spool_dir
+from genstore._recording.spool import Spool
+from genstore._save_request import SaveRequest
 from genstore._store import Store
 from genstore.plugin import BlobInfo, BlobStore
 from hypothesis import given, settings
@@ -45,7 +47,6 @@ class SwitchableBlobs(BlobStore):
         self.inner = inner
         self.url = inner.url
         self.default_catalog = inner.default_catalog
-        self.path = getattr(inner, "path", None)
         self.down = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
@@ -82,6 +83,9 @@ class SwitchableBlobs(BlobStore):
         self._check()
         return self.inner.list(prefix)
 
+    def local_root(self) -> Path | None:
+        return self.inner.local_root()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -89,9 +93,9 @@ class SwitchableBlobs(BlobStore):
 @pytest.fixture
 def rec_store(tmp_path: Path) -> Iterator[tuple[Store, SwitchableBlobs]]:
     """A local store whose backend the test can switch off."""
-    store = genstore.open_store(tmp_path / "store")
-    blobs = SwitchableBlobs(store.blobs)
-    store.blobs = blobs
+    opened = genstore.open_store(tmp_path / "store")
+    blobs = SwitchableBlobs(opened.blobs)
+    store = Store(blobs, opened.catalog, opened.options)
     yield store, blobs
     blobs.down.clear()
     blobs.gate.set()
@@ -166,17 +170,23 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-call_kwargs = st.fixed_dictionaries(
-    {"operation_type": st.text(min_size=1, max_size=30)},
+
+
+def _has_a_type(fields: dict[str, Any]) -> bool:
+    return bool(fields["operation_type"].strip())
+
+
+ids = st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True)
+call_kwargs: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {"operation_type": st.text(st.characters(min_codepoint=32), min_size=1, max_size=30)},
     optional={
         "prompt": st.none() | st.text(),
         "parameters": json_values,
         "workflow_analysis": json_values,
         "input_images": st.lists(st.binary(max_size=300), max_size=3),
         "result": st.binary(max_size=300),
-        "result_url": st.text(),
         "error": st.text(),
-        "user_id": st.text(max_size=20),
+        "user_id": ids,
         "idempotency_key": st.text(min_size=1, max_size=40),
         "duration_ms": st.floats(min_value=0, max_value=1e9),
         "created_at": st.datetimes(timezones=st.none() | st.just(UTC)),
@@ -187,30 +197,63 @@ call_kwargs = st.fixed_dictionaries(
             status_code=st.none() | st.integers(100, 599),
         ),
     },
-)
+).filter(_has_a_type)
+
+
+def req(fields: dict[str, Any]) -> SaveRequest:
+    return SaveRequest.build(**fields)
+
+
+def spooled(source: object) -> Path:
+    """A spooled request's source: the path of a file in the spool."""
+    assert isinstance(source, str)
+    return Path(source)
+
+
+def read_sources(request: SaveRequest) -> SaveRequest:
+    """``request`` with its spooled source paths replaced by their bytes."""
+    result = None if request.result is None else spooled(request.result).read_bytes()
+    images = tuple(spooled(p).read_bytes() for p in request.input_images)
+    return dataclasses.replace(request, input_images=images, result=result)
 
 
 @settings(max_examples=60, deadline=None)
-@given(kwargs=call_kwargs)
-def test_spooled_calls_round_trip_exactly(kwargs: dict[str, Any]) -> None:
+@given(kwargs=call_kwargs, url=st.none() | st.text())
+def test_spooled_requests_round_trip_exactly(kwargs: dict[str, Any], url: str | None) -> None:
+    if url is not None and "result" not in kwargs:
+        kwargs["result_url"] = url
+    request = req(kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         spool = Spool(tmp, fsync=False)
-        ulid = spool.write(kwargs)
+        ulid = spool.write(request)
         claimed = spool.claim(ulid)
         assert claimed is not None
-        back = dict(claimed.kwargs)
-        for name in ("input_images", "result"):
-            if name in back:
-                paths = back[name] if isinstance(back[name], list) else [back[name]]
-                data = [Path(p).read_bytes() for p in paths]
-                back[name] = data if isinstance(back[name], list) else data[0]
-        expected = dict(kwargs)
-        if "request" in expected:
-            expected["request"] = expected["request"].model_dump(mode="json")
-        assert back == expected
+        assert read_sources(claimed.request) == request
         claimed.done()
         spool.close()
         assert spool.status().count == 0
+
+
+def test_records_spooled_in_format_1_still_replay(tmp_path: Path) -> None:
+    folder = tmp_path / "rec-01JGB0000000000000000000XX"
+    folder.mkdir()
+    (folder / "in-0.bin").write_bytes(b"input")
+    doc = {
+        "format": 1,
+        "kwargs": {
+            "operation_type": "t",
+            "prompt": "old",
+            "created_at": "2025-01-01T00:00:00+00:00",
+        },
+        "files": {"input_images": ["in-0.bin"]},
+        "types": {"created_at": "datetime"},
+    }
+    (folder / "call.json").write_text(json.dumps(doc))
+    claimed = Spool(tmp_path).claim("01JGB0000000000000000000XX")
+    assert claimed is not None
+    request = read_sources(claimed.request)
+    assert (request.prompt, request.input_images) == ("old", (b"input",))
+    assert request.created_at == datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def test_sources_are_moved_when_owned_and_copied_when_not(tmp_path: Path) -> None:
@@ -222,31 +265,31 @@ def test_sources_are_moved_when_owned_and_copied_when_not(tmp_path: Path) -> Non
     theirs.write_bytes(b"the caller's file")
     spool = Spool(tmp_path / "spool")
     ulid = spool.write(
-        {"operation_type": "t", "input_images": [owned, str(theirs), owned], "result": b"r"},
+        req({"operation_type": "t", "input_images": [owned, str(theirs), owned], "result": b"r"}),
         owned=[owned, extra],
     )
     assert not owned.exists() and not extra.exists()  # handed over: moved in, or deleted
     assert theirs.read_bytes() == b"the caller's file"  # not ours: copied, left alone
     claimed = spool.claim(ulid)
     assert claimed is not None
-    images = [Path(p).read_bytes() for p in claimed.kwargs["input_images"]]
+    images = [spooled(p).read_bytes() for p in claimed.request.input_images]
     assert images == [b"owned body", b"the caller's file", b"owned body"]
-    assert Path(claimed.kwargs["result"]).read_bytes() == b"r"
+    assert spooled(claimed.request.result).read_bytes() == b"r"
 
 
 def test_a_missing_source_file_is_invalid_and_nothing_is_spooled(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     with pytest.raises(genstore.InvalidInput):
-        spool.write({"operation_type": "t", "input_images": [tmp_path / "missing.png"]})
+        spool.write(req({"operation_type": "t", "input_images": [tmp_path / "missing.png"]}))
     with pytest.raises(genstore.InvalidInput):
-        spool.write({"operation_type": "t", "parameters": {"x": object()}})
+        spool.write(req({"operation_type": "t", "parameters": {"x": object()}}))
     assert spool.status().count == 0
     assert [n for n in os.listdir(spool.path) if n != "owners"] == []
 
 
 def test_a_claim_is_taken_by_one_owner_only(tmp_path: Path) -> None:
     first, second = Spool(tmp_path), Spool(tmp_path)
-    ulid = first.write({"operation_type": "t"})
+    ulid = first.write(req({"operation_type": "t"}))
     assert first.claim(ulid) is not None
     assert second.claim(ulid) is None
     assert second.recover() == 0  # the first owner is alive: its claim stays
@@ -255,11 +298,11 @@ def test_a_claim_is_taken_by_one_owner_only(tmp_path: Path) -> None:
 
 def test_claims_of_a_dead_owner_are_taken_back(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    ulid = spool.write({"operation_type": "t", "input_images": [b"img"]})
+    ulid = spool.write(req({"operation_type": "t", "input_images": [b"img"]}))
     child = textwrap.dedent(
         f"""
         import os, signal
-        from genstore._spool import Spool
+        from genstore._recording.spool import Spool
         spool = Spool({str(tmp_path)!r})
         assert spool.claim({ulid!r}) is not None
         os.mkdir(spool.path / f"tmp-{{spool.owner}}-HALFWRITTEN")
@@ -274,14 +317,14 @@ def test_claims_of_a_dead_owner_are_taken_back(tmp_path: Path) -> None:
     assert spool.waiting() == [ulid]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(("tmp-", "claimed-", "done-"))]
     claimed = spool.claim(ulid)
-    assert claimed is not None and Path(claimed.kwargs["input_images"][0]).read_bytes() == b"img"
+    assert claimed is not None and spooled(claimed.request.input_images[0]).read_bytes() == b"img"
 
 
 def test_unreadable_and_newer_records_are_never_replayed(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    broken = spool.write({"operation_type": "t"})
+    broken = spool.write(req({"operation_type": "t"}))
     (tmp_path / f"rec-{broken}" / "call.json").write_text("{not json")
-    newer = spool.write({"operation_type": "t"})
+    newer = spool.write(req({"operation_type": "t"}))
     doc = json.loads((tmp_path / f"rec-{newer}" / "call.json").read_text())
     (tmp_path / f"rec-{newer}" / "call.json").write_text(json.dumps(doc | {"format": 99}))
     assert spool.claim(broken) is None
@@ -295,8 +338,8 @@ def test_spool_status_counts_bytes_and_age(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     assert spool.status().count == 0 and spool.status().oldest is None
     before = datetime.now(UTC).replace(microsecond=0)
-    spool.write({"operation_type": "t", "input_images": [b"x" * 1000]})
-    spool.write({"operation_type": "t"})
+    spool.write(req({"operation_type": "t", "input_images": [b"x" * 1000]}))
+    spool.write(req({"operation_type": "t"}))
     status = spool.status()
     assert status.count == 2
     assert status.bytes > 1000
@@ -305,12 +348,14 @@ def test_spool_status_counts_bytes_and_age(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from genstore._spool import Spool
+from genstore._recording.spool import Spool
+from genstore._save_request import SaveRequest
 spool = Spool(sys.argv[1])
 print("ready", flush=True)
 i = 0
 while True:
-    spool.write({"operation_type": "t", "prompt": str(i), "input_images": [bytes([i % 251]) * 20000]})
+    spool.write(SaveRequest.build(
+        operation_type="t", prompt=str(i), input_images=[bytes([i % 251]) * 20000]))
     i += 1
 """
 
@@ -331,8 +376,8 @@ def test_a_killed_writer_never_leaves_a_half_record_that_replays(tmp_path: Path)
     for ulid in waiting:
         claimed = spool.claim(ulid)
         assert claimed is not None
-        i = int(claimed.kwargs["prompt"])
-        assert Path(claimed.kwargs["input_images"][0]).read_bytes() == bytes([i % 251]) * 20000
+        i = int(claimed.request.prompt or "")
+        assert spooled(claimed.request.input_images[0]).read_bytes() == bytes([i % 251]) * 20000
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -394,12 +439,12 @@ def test_replay_is_idempotent(
     store, _ = rec_store
     recorder = rec_make(poll_interval=3600)
     spool = Spool(recorder.spool_dir)
-    call = {"operation_type": "t", "prompt": "once", "idempotency_key": "key-1"}
+    call = req({"operation_type": "t", "prompt": "once", "idempotency_key": "key-1"})
     spool.write(call)
     spool.write(call)  # the same record spooled twice
     # A record saved just before a crash, whose spool entry was not yet deleted:
     store.save_complete_operation(operation_type="t", prompt="saved", idempotency_key="key-2")
-    spool.write({"operation_type": "t", "prompt": "saved", "idempotency_key": "key-2"})
+    spool.write(req({"operation_type": "t", "prompt": "saved", "idempotency_key": "key-2"}))
     assert recorder.replay_spool() == 3
     assert recorder.replay_spool() == 0
     records = stored(store)
@@ -429,9 +474,11 @@ def test_records_from_an_earlier_process_are_replayed_on_start(
     rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
 ) -> None:
     store, _ = rec_store
-    spool = Spool(default_spool_dir(store))
+    spool = Spool(default_spool_dir(store.blobs))
     for i in range(5):
-        spool.write({"operation_type": "t", "prompt": f"old{i}", "idempotency_key": f"old-{i}"})
+        spool.write(
+            req({"operation_type": "t", "prompt": f"old{i}", "idempotency_key": f"old-{i}"})
+        )
     spool.close()
     recorder = rec_make()  # no submit needed: leftovers start the worker
     wait_until(lambda: recorder.spool_status().count == 0, "the leftovers to be replayed")
@@ -496,7 +543,7 @@ def test_two_recorders_on_one_spool_never_replay_a_record_twice(
     first, second = rec_make(poll_interval=3600), rec_make(poll_interval=3600)
     spool = Spool(first.spool_dir, fsync=False)
     for i in range(100):
-        spool.write({"operation_type": "t", "prompt": f"p{i}"})
+        spool.write(req({"operation_type": "t", "prompt": f"p{i}"}))
     counts: list[int] = []
     threads = [
         threading.Thread(target=lambda r=r: counts.append(r.replay_spool()))
@@ -533,25 +580,28 @@ def test_default_spool_dirs(
     rec_store: tuple[Store, SwitchableBlobs], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, _ = rec_store
-    assert default_spool_dir(store) == tmp_path / "store" / ".spool"
+    assert default_spool_dir(store.blobs) == tmp_path / "store" / ".spool"
     with genstore.open_store("memory://rec-spool-test") as remote:
         monkeypatch.setenv("GENSTORE_SPOOL_DIR", str(tmp_path / "env"))
-        env_dir = default_spool_dir(remote)
+        env_dir = default_spool_dir(remote.blobs)
         assert env_dir.parent == tmp_path / "env" and len(env_dir.name) == 16
         monkeypatch.delenv("GENSTORE_SPOOL_DIR")
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-        assert default_spool_dir(remote) == tmp_path / "cache" / "genstore" / "spool" / env_dir.name
+        assert (
+            default_spool_dir(remote.blobs)
+            == tmp_path / "cache" / "genstore" / "spool" / env_dir.name
+        )
 
 
 _CHILD = """
 import os, sys, time
 import genstore
 from genstore import BackendUnavailable
-from genstore._recorder import Recorder
+from genstore._recording.recorder import Recorder
 
 root, flag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = genstore.open_store(root)
-inner = store.blobs
+opened = genstore.open_store(root)
+inner = opened.blobs
 
 class Switch(type(inner)):
     def __init__(self):
@@ -562,7 +612,7 @@ class Switch(type(inner)):
         time.sleep(0.003)  # a slow backend: the kill lands in the middle of the replay
         return super().write(key, chunks, **kw)
 
-store.blobs = Switch()
+store = genstore.Store(Switch(), opened.catalog, opened.options)
 recorder = Recorder(store, queue_size=16, base_backoff=0.01, max_backoff=0.05, poll_interval=0.05)
 for i in range(n):
     recorder.submit(operation_type="t", prompt=f"p{i}", idempotency_key=f"k-{i}",
@@ -592,7 +642,7 @@ def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(tmp_path: Path
                 )
                 proc.send_signal(signal.SIGKILL)  # ...and dies in the middle of it
                 proc.wait(WAIT)
-                left = Spool(default_spool_dir(store)).status()
+                left = Spool(default_spool_dir(store.blobs)).status()
                 assert 0 < left.count < n  # killed mid-replay, as intended
                 recorder = Recorder(store)  # finds the leftovers: its worker replays them
                 recorder.replay_spool()  # and so does this call, concurrently
@@ -626,7 +676,7 @@ def test_interpreter_exit_drains_the_queue(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", _EXITING, str(root)], timeout=WAIT, check=True)
     with genstore.open_store(root) as store:
         assert len(stored(store)) == 50
-        assert Spool(default_spool_dir(store)).status().count == 0
+        assert Spool(default_spool_dir(store.blobs)).status().count == 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -102,6 +102,9 @@ class LocalBlobStore(FsspecBlobStore):
     def url_for(self, key: str, *, expires: int = 3600) -> str | None:
         return Path(self._file(key)).as_uri()
 
+    def local_root(self) -> Path:
+        return self.path
+
     def sweep_temporaries(self, older_than: float = 3600.0) -> int:
         """Remove temporary files left by writes that were killed; return how many."""
         removed = 0

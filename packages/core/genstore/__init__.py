@@ -6,11 +6,11 @@ store.history(user_id="user_1").items
 """
 
 from ._config import default_store, open_store, save_complete_operation, set_default_store
-from ._decorator import record
 from ._ids import check_id
 from ._options import StoreOptions
 from ._plugins import register_plugin
-from ._recorder import Recorder, RecorderCounters, SpoolStatus
+from ._recording.decorator import record
+from ._recording.recorder import Recorder, RecorderCounters, SpoolStatus
 from ._records import (
     SCHEMA_VERSION,
     ArtifactRef,

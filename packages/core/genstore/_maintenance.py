@@ -1,4 +1,5 @@
-"""Store-wide work: stats, cleanup, reindex, verify and export."""
+"""Store-wide work on one blob store and its catalog: delete, cleanup, reindex, verify, repair,
+export and stats. ``Store`` delegates to ``Maintenance``; nothing here knows the ``Store``."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ import logging
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
 
 from . import _keys
+from ._history import history_query, iter_history
 from ._records import ImageRecord, OperationRecord
+from ._saving import KnownInputs, marker_key, read_record
 from .exceptions import GenstoreError, InvalidInput, NotFound
+from .plugin import BlobStore, Catalog
 
-if TYPE_CHECKING:
-    from ._store import Store
-
-__all__ = ["CleanupReport", "ReindexReport", "VerifyReport"]
+__all__ = ["CleanupReport", "Maintenance", "ReindexReport", "VerifyReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,209 +84,269 @@ class VerifyReport:
         return out
 
 
-def stats(store: Store) -> dict[str, Any]:
-    """Counts from the catalog, plus the recorder's counters when it has run."""
-    cat = store.catalog.stats()
-    out: dict[str, Any] = {
-        "store": store.blobs.url,
-        "catalog": type(store.catalog).__name__,
-        "operations": cat.operations,
-        "images": cat.images,
-        "by_type": dict(sorted(cat.by_type.items())),
-        "by_status": dict(sorted(cat.by_status.items())),
-    }
-    recorder = store._recorder
-    if recorder is not None:
-        out["recorder"] = asdict(recorder.counters)
-    return out
-
-
 M = TypeVar("M", OperationRecord, ImageRecord)
 
 
-def _records(
-    store: Store,
-    prefix: str,
-    kind: str,
-    model: type[M],
-    *,
-    others: dict[str, datetime | None] | None = None,
-    other_kind: str = "",
-) -> Iterator[tuple[str, M | None]]:
-    """Every record under ``prefix`` as ``(key, record)``, ``None`` for one that does not parse.
+@dataclass
+class _Scan:
+    """What one pass over the records found: the report, and what a repair needs from it."""
 
-    One listing serves two purposes: blobs of ``other_kind`` found on the way (results beside
-    operation records, PNGs beside image records) are collected into ``others``.
-    """
-    for info in store.blobs.list(prefix):
-        parsed = _keys.parse_key(info.key)
-        if parsed is None:
-            continue
-        if parsed.kind == kind:
-            try:
-                yield info.key, model.model_validate_json(store.blobs.read(info.key))
-            except NotFound:
-                continue  # deleted while we listed: not corrupt, simply gone
-            except ValidationError:
-                yield info.key, None
-        elif others is not None and parsed.kind == other_kind:
-            others[info.key] = info.modified
+    report: VerifyReport
+    records: dict[str, OperationRecord]
+    images: dict[tuple[str, str], ImageRecord]
+    unindexed: list[str]
+    unindexed_images: list[tuple[str, str]]
 
 
-def _referenced_inputs(store: Store, skip: Collection[str] = ()) -> set[str]:
-    """Input keys used by any operation record, those of ``skip`` operation ids left out."""
-    keys: set[str] = set()
-    for _, record in _records(store, _keys.OPERATIONS_PREFIX, "operation", OperationRecord):
-        if record is not None and record.operation_id not in skip:
-            keys.update(ref.key for ref in record.inputs)
-    return keys
+class Maintenance:
+    """Store-wide work on ``blobs`` and ``catalog``; forgets deleted inputs in ``known_inputs``."""
 
+    def __init__(self, blobs: BlobStore, catalog: Catalog, known_inputs: KnownInputs) -> None:
+        self.blobs = blobs
+        self.catalog = catalog
+        self.known_inputs = known_inputs
 
-def cleanup(
-    store: Store,
-    older_than: timedelta,
-    *,
-    dry_run: bool = False,
-    grace: timedelta = timedelta(minutes=10),
-) -> CleanupReport:
-    """Delete operations created before now - ``older_than``, then inputs no record references
-    (those written in the last ``grace`` are kept: a save in flight writes inputs first)."""
-    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-        raise InvalidInput("older_than must be a non-negative timedelta")
-    report = CleanupReport(dry_run=dry_run)
-    cutoff = datetime.now(UTC) - older_than
-    old = list(store.iter_operations(until=cutoff))
-    for record in old:
-        report.operations += 1
-        report.bytes += record.result.size if record.result else 0
-        if not dry_run:
-            try:
-                store.delete_operation(record.operation_id)
-            except NotFound:
-                report.operations -= 1
-    # A dry run deleted nothing, so the old records are still there: leave their inputs out.
-    referenced = _referenced_inputs(store, {r.operation_id for r in old} if dry_run else ())
-    for info in store.blobs.list(_keys.INPUTS_PREFIX):
-        if info.key not in referenced and _old_enough(info.modified, grace):
-            report.inputs += 1
-            report.bytes += info.size
+    # -- single records -------------------------------------------------------------------------
+
+    def get_operation(self, operation_id: str) -> OperationRecord:
+        """The indexed record, else the committed JSON record; ``NotFound`` if neither."""
+        record = self.catalog.get_operation(operation_id)
+        return record if record is not None else read_record(self.blobs, operation_id)
+
+    def delete_operation(self, operation_id: str) -> None:
+        """Remove a record, its result and its idempotency marker; shared inputs stay."""
+        record = self.get_operation(operation_id)
+        self.catalog.delete_operation(operation_id)
+        self.blobs.delete(_keys.operation_record_key(operation_id))
+        if record.result is not None:
+            self.blobs.delete(record.result.key)
+        if record.idempotency_key is not None:
+            self.blobs.delete(marker_key(record.idempotency_key))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts from the catalog."""
+        cat = self.catalog.stats()
+        return {
+            "store": self.blobs.url,
+            "catalog": type(self.catalog).__name__,
+            "operations": cat.operations,
+            "images": cat.images,
+            "by_type": dict(sorted(cat.by_type.items())),
+            "by_status": dict(sorted(cat.by_status.items())),
+        }
+
+    # -- scans ----------------------------------------------------------------------------------
+
+    def _records(
+        self,
+        prefix: str,
+        kind: str,
+        model: type[M],
+        *,
+        others: dict[str, datetime | None] | None = None,
+        other_kind: str = "",
+    ) -> Iterator[tuple[str, M | None]]:
+        """Every record under ``prefix`` as ``(key, record)``, ``None`` for one that does not parse.
+
+        One listing serves two purposes: blobs of ``other_kind`` found on the way (results beside
+        operation records, PNGs beside image records) are collected into ``others``.
+        """
+        for info in self.blobs.list(prefix):
+            parsed = _keys.parse_key(info.key)
+            if parsed is None:
+                continue
+            if parsed.kind == kind:
+                try:
+                    yield info.key, model.model_validate_json(self.blobs.read(info.key))
+                except NotFound:
+                    continue  # deleted while we listed: not corrupt, simply gone
+                except ValidationError:
+                    yield info.key, None
+            elif others is not None and parsed.kind == other_kind:
+                others[info.key] = info.modified
+
+    def _operation_records(self) -> Iterator[tuple[str, OperationRecord | None]]:
+        return self._records(_keys.OPERATIONS_PREFIX, "operation", OperationRecord)
+
+    def _referenced_inputs(self, skip: Collection[str] = ()) -> set[str]:
+        """Input keys used by any operation record, those of ``skip`` operation ids left out."""
+        keys: set[str] = set()
+        for _, record in self._operation_records():
+            if record is not None and record.operation_id not in skip:
+                keys.update(ref.key for ref in record.inputs)
+        return keys
+
+    def _delete_input(self, key: str) -> None:
+        self.blobs.delete(key)
+        self.known_inputs.forget(key)
+
+    # -- cleanup and reindex --------------------------------------------------------------------
+
+    def cleanup(
+        self, older_than: timedelta, *, dry_run: bool = False, grace: timedelta
+    ) -> CleanupReport:
+        """Delete operations created before now - ``older_than``, then inputs no record references
+        (those written in the last ``grace`` are kept: a save in flight writes inputs first)."""
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInput("older_than must be a non-negative timedelta")
+        report = CleanupReport(dry_run=dry_run)
+        cutoff = datetime.now(UTC) - older_than
+        old = list(iter_history(self.catalog, history_query(until=cutoff, limit=500)))
+        for record in old:
+            report.operations += 1
+            report.bytes += record.result.size if record.result else 0
             if not dry_run:
-                store.blobs.delete(info.key)
-                store._forget_input(info.key)
-    return report
+                try:
+                    self.delete_operation(record.operation_id)
+                except NotFound:
+                    report.operations -= 1
+        # A dry run deleted nothing, so the old records are still there: leave their inputs out.
+        referenced = self._referenced_inputs({r.operation_id for r in old} if dry_run else ())
+        for info in self.blobs.list(_keys.INPUTS_PREFIX):
+            if info.key not in referenced and _old_enough(info.modified, grace):
+                report.inputs += 1
+                report.bytes += info.size
+                if not dry_run:
+                    self._delete_input(info.key)
+        return report
+
+    def reindex(self, progress: Progress = None) -> ReindexReport:
+        """Drop the catalog and index every JSON record again."""
+        report = ReindexReport()
+        self.catalog.clear()
+        for key, record in self._operation_records():
+            if record is None:
+                report.corrupt.append(key)
+                continue
+            self.catalog.upsert_operation(record)
+            report.operations += 1
+            if progress:
+                progress(1)
+        for key, image in self._records(_keys.IMAGES_PREFIX, "image_record", ImageRecord):
+            if image is None:
+                report.corrupt.append(key)
+                continue
+            self.catalog.upsert_image(image)
+            report.images += 1
+            if progress:
+                progress(1)
+        return report
+
+    # -- verify and repair ----------------------------------------------------------------------
+
+    def verify(self, *, grace: timedelta) -> VerifyReport:
+        """Compare blobs, records and catalog (blobs younger than ``grace`` are left alone: a
+        save running right now writes its blobs before its record)."""
+        return self._scan(grace).report
+
+    def repair(self, *, grace: timedelta) -> VerifyReport:
+        """``verify``, then fix what it found: delete orphans and unreferenced inputs, index what
+        the catalog lacks, drop rows whose record is gone, sweep the backend's temporaries."""
+        scan = self._scan(grace)
+        report = scan.report
+        for key in report.orphan_blobs:
+            self.blobs.delete(key)
+        for key in report.unreferenced_inputs:
+            self._delete_input(key)
+        for op_id in scan.unindexed:
+            self.catalog.upsert_operation(scan.records[op_id])
+        for pair in scan.unindexed_images:
+            self.catalog.upsert_image(scan.images[pair])
+        for entry in report.stale_index:
+            if "/" in entry:
+                self.catalog.delete_image(*entry.split("/", 1))
+            else:
+                self.catalog.delete_operation(entry)
+        try:
+            self.blobs.sweep_temporaries()
+        except GenstoreError:
+            logger.exception("could not sweep temporary files")
+        report.fixed = True
+        return report
+
+    def _scan(self, grace: timedelta) -> _Scan:
+        report = VerifyReport()
+        results: dict[str, datetime | None] = {}
+        records: dict[str, OperationRecord] = {}
+        corrupt_ids: set[str] = set()
+        for key, record in self._records(
+            _keys.OPERATIONS_PREFIX,
+            "operation",
+            OperationRecord,
+            others=results,
+            other_kind="result",
+        ):
+            if record is None:
+                report.corrupt.append(key)
+                corrupt_ids.add(key.rsplit("/", 1)[-1].removesuffix(".json"))
+            else:
+                records[record.operation_id] = record
+        pngs: dict[str, datetime | None] = {}
+        images: dict[tuple[str, str], ImageRecord] = {}
+        for key, image in self._records(
+            _keys.IMAGES_PREFIX, "image_record", ImageRecord, others=pngs, other_kind="image"
+        ):
+            if image is None:
+                report.corrupt.append(key)
+            else:
+                images[(image.user_id, image.image_id)] = image
+        used = {r.result.key for r in records.values() if r.result is not None}
+        used |= {image.key for image in images.values()}
+        report.orphan_blobs = sorted(
+            key
+            for key, modified in (results | pngs).items()
+            if key not in used and _old_enough(modified, grace)
+        )
+        used_inputs = {ref.key for r in records.values() for ref in r.inputs}
+        report.unreferenced_inputs = sorted(
+            info.key
+            for info in self.blobs.list(_keys.INPUTS_PREFIX)
+            if info.key not in used_inputs and _old_enough(info.modified, grace)
+        )
+        return self._compare_index(report, records, images, corrupt_ids)
+
+    def _compare_index(
+        self,
+        report: VerifyReport,
+        records: dict[str, OperationRecord],
+        images: dict[tuple[str, str], ImageRecord],
+        corrupt_ids: set[str],
+    ) -> _Scan:
+        indexed = set(self.catalog.operation_ids())
+        indexed_images = set(self.catalog.image_ids())
+        unindexed = sorted(records.keys() - indexed)
+        unindexed_images = sorted(images.keys() - indexed_images)
+        report.unindexed = [_keys.operation_record_key(op) for op in unindexed] + [
+            _keys.image_record_key(u, i) for (u, i) in unindexed_images
+        ]
+        report.stale_index = sorted(indexed - records.keys() - corrupt_ids) + sorted(
+            f"{u}/{i}" for (u, i) in indexed_images - images.keys()
+        )
+        return _Scan(report, records, images, unindexed, unindexed_images)
+
+    # -- export ---------------------------------------------------------------------------------
+
+    def export(self, format: str, file: IO[str], **filters: Any) -> int:
+        """Write matching operations, newest first, as CSV (flat columns) or JSON Lines (whole)."""
+        if format not in ("csv", "jsonl"):
+            raise InvalidInput("format must be 'csv' or 'jsonl'")
+        writer = csv.writer(file) if format == "csv" else None
+        if writer is not None:
+            writer.writerow(EXPORT_COLUMNS)
+        count = 0
+        for record in iter_history(self.catalog, history_query(limit=500, **filters)):
+            if writer is None:
+                file.write(record.model_dump_json() + "\n")
+            else:
+                writer.writerow(_csv_row(record))
+            count += 1
+        return count
 
 
 def _old_enough(modified: datetime | None, grace: timedelta) -> bool:
     if modified is None or grace <= timedelta(0):
         return True
     return datetime.now(UTC) - modified >= grace
-
-
-def reindex(store: Store, progress: Progress = None) -> ReindexReport:
-    """Drop the catalog and index every JSON record again."""
-    report = ReindexReport()
-    store.catalog.clear()
-    for key, record in _records(store, _keys.OPERATIONS_PREFIX, "operation", OperationRecord):
-        if record is None:
-            report.corrupt.append(key)
-            continue
-        store.catalog.upsert_operation(record)
-        report.operations += 1
-        if progress:
-            progress(1)
-    for key, image in _records(store, _keys.IMAGES_PREFIX, "image_record", ImageRecord):
-        if image is None:
-            report.corrupt.append(key)
-            continue
-        store.catalog.upsert_image(image)
-        report.images += 1
-        if progress:
-            progress(1)
-    return report
-
-
-def verify(
-    store: Store, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)
-) -> VerifyReport:
-    """Compare blobs, records and catalog. Blobs younger than ``grace`` are left alone: a save
-    running right now writes its blobs before its record."""
-    report = VerifyReport()
-    results: dict[str, datetime | None] = {}
-    records: dict[str, OperationRecord] = {}
-    corrupt_ids: set[str] = set()
-    for key, record in _records(
-        store,
-        _keys.OPERATIONS_PREFIX,
-        "operation",
-        OperationRecord,
-        others=results,
-        other_kind="result",
-    ):
-        if record is None:
-            report.corrupt.append(key)
-            corrupt_ids.add(key.rsplit("/", 1)[-1].removesuffix(".json"))
-        else:
-            records[record.operation_id] = record
-    pngs: dict[str, datetime | None] = {}
-    images: dict[tuple[str, str], ImageRecord] = {}
-    for key, image in _records(
-        store, _keys.IMAGES_PREFIX, "image_record", ImageRecord, others=pngs, other_kind="image"
-    ):
-        if image is None:
-            report.corrupt.append(key)
-        else:
-            images[(image.user_id, image.image_id)] = image
-
-    used = {r.result.key for r in records.values() if r.result is not None}
-    used |= {image.key for image in images.values()}
-    report.orphan_blobs = sorted(
-        key
-        for key, modified in (results | pngs).items()
-        if key not in used and _old_enough(modified, grace)
-    )
-    used_inputs = {ref.key for r in records.values() for ref in r.inputs}
-    report.unreferenced_inputs = sorted(
-        info.key
-        for info in store.blobs.list(_keys.INPUTS_PREFIX)
-        if info.key not in used_inputs and _old_enough(info.modified, grace)
-    )
-    indexed = set(store.catalog.operation_ids())
-    indexed_images = set(store.catalog.image_ids())
-    unindexed = sorted(records.keys() - indexed)
-    unindexed_images = sorted(images.keys() - indexed_images)
-    report.unindexed = [_keys.operation_record_key(op) for op in unindexed] + [
-        _keys.image_record_key(u, i) for (u, i) in unindexed_images
-    ]
-    report.stale_index = sorted(indexed - records.keys() - corrupt_ids) + sorted(
-        f"{u}/{i}" for (u, i) in indexed_images - images.keys()
-    )
-    if fix:
-        for key in report.orphan_blobs:
-            store.blobs.delete(key)
-        for key in report.unreferenced_inputs:
-            store.blobs.delete(key)
-            store._forget_input(key)
-        for op_id in unindexed:
-            store.catalog.upsert_operation(records[op_id])
-        for pair in unindexed_images:
-            store.catalog.upsert_image(images[pair])
-        for entry in report.stale_index:
-            if "/" in entry:
-                store.catalog.delete_image(*entry.split("/", 1))
-            else:
-                store.catalog.delete_operation(entry)
-        _sweep_temporaries(store)
-        report.fixed = True
-    return report
-
-
-def _sweep_temporaries(store: Store) -> None:
-    sweep = getattr(store.blobs, "sweep_temporaries", None)
-    if callable(sweep):
-        try:
-            sweep()
-        except GenstoreError:
-            logger.exception("could not sweep temporary files")
 
 
 EXPORT_COLUMNS = (
@@ -305,34 +366,19 @@ EXPORT_COLUMNS = (
 )
 
 
-def export(store: Store, format: str, file: IO[str], **filters: Any) -> int:
-    """Write matching operations, newest first, as CSV (flat columns) or JSON Lines (whole)."""
-    if format not in ("csv", "jsonl"):
-        raise InvalidInput("format must be 'csv' or 'jsonl'")
-    count = 0
-    writer = csv.writer(file) if format == "csv" else None
-    if writer is not None:
-        writer.writerow(EXPORT_COLUMNS)
-    for record in store.iter_operations(**filters):
-        if writer is None:
-            file.write(record.model_dump_json() + "\n")
-        else:
-            writer.writerow(
-                [
-                    record.operation_id,
-                    record.created_at.isoformat(),
-                    record.operation_type,
-                    record.status.value,
-                    record.user_id or "",
-                    record.prompt or "",
-                    record.result.key if record.result else "",
-                    record.result_source_url or "",
-                    record.result_error or "",
-                    record.error or "",
-                    "" if record.duration_ms is None else record.duration_ms,
-                    " ".join(ref.key for ref in record.inputs),
-                    json.dumps(record.parameters, ensure_ascii=False, separators=(",", ":")),
-                ]
-            )
-        count += 1
-    return count
+def _csv_row(record: OperationRecord) -> list[Any]:
+    return [
+        record.operation_id,
+        record.created_at.isoformat(),
+        record.operation_type,
+        record.status.value,
+        record.user_id or "",
+        record.prompt or "",
+        record.result.key if record.result else "",
+        record.result_source_url or "",
+        record.result_error or "",
+        record.error or "",
+        "" if record.duration_ms is None else record.duration_ms,
+        " ".join(ref.key for ref in record.inputs),
+        json.dumps(record.parameters, ensure_ascii=False, separators=(",", ":")),
+    ]

@@ -16,16 +16,18 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import JsonValue, ValidationError
+from pydantic import ValidationError
 
 from . import _keys
-from ._ids import check_id, new_operation_id, ulid_time
+from ._ids import new_operation_id, ulid_time
+from ._options import StoreOptions
 from ._plugins import get_plugin_manager
-from ._records import ArtifactRef, OperationRecord, OperationStatus, RequestInfo, SaveResult
+from ._records import ArtifactRef, OperationRecord, OperationStatus, SaveResult
+from ._save_request import SaveRequest
 from ._sniff import extension_for, sniff_content_type
 from ._sources import Payload, Source, image_size, prepare
 from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
@@ -34,51 +36,37 @@ from .plugin import BlobStore, Catalog
 if TYPE_CHECKING:
     import httpx
 
-    from ._options import StoreOptions
-    from ._store import Store
-
-__all__ = ["Saver", "marker_key", "read_record"]
+__all__ = ["KnownInputs", "Saver", "marker_key", "read_record"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_TYPE_LENGTH = 128
-
 
 class Saver:
-    """Saves operations for one Store, on whatever its ``blobs``, ``catalog`` and ``options`` are
-    at the time of the call (callers may replace them). Thread-safe.
+    """Saves operations into one blob store and catalog. Thread-safe.
 
-    Remembers the input keys it wrote or found to exist, for ``options.known_inputs_ttl`` seconds
-    (``forget_input`` after deleting one), and owns the HTTP client that downloads
-    ``result_url``s (made on first use; ``close`` releases it).
+    ``known_inputs`` (shared with maintenance, which forgets what it deletes) spares an existence
+    check per input already written or seen. The HTTP client that downloads ``result_url``s is
+    made on first use; ``close`` releases it.
     """
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(
+        self,
+        blobs: BlobStore,
+        catalog: Catalog,
+        options: StoreOptions,
+        known_inputs: KnownInputs,
+    ) -> None:
+        self.blobs = blobs
+        self.catalog = catalog
+        self.options = options
+        self._known_inputs = known_inputs
         self._http: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._known_inputs = _KnownKeys(store.options.known_inputs_ttl)
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self._store.blobs
-
-    @property
-    def catalog(self) -> Catalog:
-        return self._store.catalog
-
-    @property
-    def options(self) -> StoreOptions:
-        return self._store.options
 
     def close(self) -> None:
         """Release the download client, if one was made."""
         if self._http is not None:
             self._http.close()
-
-    def forget_input(self, key: str) -> None:
-        """Called after deleting the input ``key``: the next save using it writes it again."""
-        self._known_inputs.forget(key)
 
     def _http_client(self) -> httpx.Client:
         with self._lock:
@@ -89,85 +77,62 @@ class Saver:
                 self._http = httpx.Client(timeout=timeout, follow_redirects=True)
             return self._http
 
-    def save(
-        self,
-        *,
-        operation_type: str,
-        prompt: str | None = None,
-        parameters: JsonValue = None,
-        input_images: Sequence[Source] = (),
-        result_url: str | None = None,
-        result: Source | None = None,
-        workflow_analysis: JsonValue = None,
-        error: str | BaseException | None = None,
-        user_id: str | None = None,
-        idempotency_key: str | None = None,
-        duration_ms: float | None = None,
-        request: RequestInfo | dict[str, Any] | None = None,
-        created_at: datetime | None = None,
-    ) -> SaveResult:
-        """``Store.save_complete_operation``: check the arguments, write, commit, run the hooks."""
-        _check_type(operation_type)
-        if user_id is not None:
-            check_id(user_id, "user_id")
-        if prompt is not None and not isinstance(prompt, str):
-            raise InvalidInput("prompt must be a string")
-        if result is not None and result_url is not None:
-            raise InvalidInput("give result or result_url, not both")
-        if isinstance(input_images, (bytes, str)) or not isinstance(input_images, Sequence):
-            raise InvalidInput("input_images must be a list of images")
-        if result_url is not None and not isinstance(result_url, str):
-            raise InvalidInput("result_url must be a string")
-        error_text = _error_text(error)
-        marker: str | None = None
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 512:
-                raise InvalidInput("idempotency_key must be a string of 1 to 512 characters")
-            existing, marker, reserved_id = self._claim_idempotency(idempotency_key)
-            if existing is not None:
-                return SaveResult(
-                    operation_id=existing.operation_id, record=existing, created=False
-                )
-            operation_id = reserved_id
-            id_time = _time_of(operation_id)
-        else:
-            id_time, operation_id = new_operation_id()
-        try:
-            fields: dict[str, Any] = {
-                "operation_id": operation_id,
-                "operation_type": str(operation_type),
-                "status": OperationStatus.FAILED if error_text else OperationStatus.SUCCEEDED,
-                "prompt": prompt,
-                "parameters": parameters,
-                "workflow_analysis": workflow_analysis,
-                "error": error_text,
-                "user_id": user_id,
-                "created_at": created_at or id_time,
-                "duration_ms": duration_ms,
-                "request": request,
-                "idempotency_key": idempotency_key,
-                "result_source_url": result_url,
-            }
-            # Validate the caller's fields before any blob is written: bad JSON loses nothing.
-            OperationRecord.model_validate(fields)
-        except ValidationError as exc:
-            raise InvalidInput(_first_error(exc)) from exc
-        fields["inputs"] = [self._store_input(src) for src in input_images]
-        if result is not None:
-            fields["result"] = self._store_result(operation_id, result)
-        elif result_url is not None:
+    def save(self, request: SaveRequest) -> SaveResult:
+        """Write the inputs and result, commit the record, index it, run the hooks.
+
+        With an idempotency key already used, the first record is returned (``created=False``).
+        """
+        operation_id, id_time, existing = self._operation_id(request.idempotency_key)
+        if existing is not None:
+            return SaveResult(operation_id=existing.operation_id, record=existing, created=False)
+        fields = self._checked_fields(request, operation_id, id_time)
+        fields["inputs"] = [self._store_input(src) for src in request.input_images]
+        if request.result is not None:
+            fields["result"] = self._store_result(operation_id, request.result)
+        elif request.result_url is not None:
             fields["result"], fields["result_error"] = self._download_result(
-                operation_id, result_url
+                operation_id, request.result_url
             )
-        record = OperationRecord.model_validate(fields)
-        record = self._before_save(record)
+        record = self._before_save(OperationRecord.model_validate(fields))
         self._commit(record)
-        if marker is not None:
-            logger.debug("idempotency key %s committed as %s", marker, operation_id)
         self._after_save(record)
         return SaveResult(operation_id=operation_id, record=record)
 
-    def _claim_idempotency(self, key: str) -> tuple[OperationRecord | None, str, str]:
+    def _operation_id(self, key: str | None) -> tuple[str, datetime, OperationRecord | None]:
+        """A fresh id, or the one an idempotency key reserved (and its record, if committed)."""
+        if key is None:
+            id_time, operation_id = new_operation_id()
+            return operation_id, id_time, None
+        existing, operation_id = self._claim_idempotency(key)
+        return operation_id, _time_of(operation_id), existing
+
+    @staticmethod
+    def _checked_fields(
+        request: SaveRequest, operation_id: str, id_time: datetime
+    ) -> dict[str, Any]:
+        """The record's own fields, validated before any blob is written: bad JSON loses nothing."""
+        fields: dict[str, Any] = {
+            "operation_id": operation_id,
+            "operation_type": request.operation_type,
+            "status": OperationStatus.FAILED if request.error else OperationStatus.SUCCEEDED,
+            "prompt": request.prompt,
+            "parameters": request.parameters,
+            "workflow_analysis": request.workflow_analysis,
+            "error": request.error,
+            "user_id": request.user_id,
+            "created_at": request.created_at or id_time,
+            "duration_ms": request.duration_ms,
+            "request": request.request,
+            "idempotency_key": request.idempotency_key,
+            "result_source_url": request.result_url,
+        }
+        try:
+            OperationRecord.model_validate(fields)
+        except ValidationError as exc:
+            raise InvalidInput(_first_error(exc)) from exc
+        return fields
+
+    def _claim_idempotency(self, key: str) -> tuple[OperationRecord | None, str]:
         """Reserve an operation id for ``key`` across processes (an exclusive marker blob)."""
         marker = marker_key(key)
         _, operation_id = new_operation_id()
@@ -178,21 +143,21 @@ class Saver:
                 content_type="application/json",
                 exclusive=True,
             )
-            return None, marker, operation_id
+            return None, operation_id
         except AlreadyExists:
             pass
         claimed = json.loads(self.blobs.read(marker))["operation_id"]
         indexed = self.catalog.get_operation(claimed)
         if indexed is not None:
-            return indexed, marker, claimed
+            return indexed, claimed
         try:
             committed = read_record(self.blobs, claimed)
         except NotFound:
             # The first attempt died before its commit point: finish it under the same id.
-            return None, marker, claimed
+            return None, claimed
         # The first attempt died between its commit point and the catalog: index it now.
         self._index(committed)
-        return committed, marker, claimed
+        return committed, claimed
 
     def _store_input(self, source: Source) -> ArtifactRef:
         payload = prepare(source, limit=self.options.max_input_bytes, what="input image")
@@ -308,8 +273,8 @@ def read_record(blobs: BlobStore, operation_id: str) -> OperationRecord:
         raise GenstoreError(f"record {operation_id} is corrupt: {_first_error(exc)}") from exc
 
 
-class _KnownKeys:
-    """Keys known to exist: each is trusted for ``ttl`` seconds after it was last seen to.
+class KnownInputs:
+    """Input keys known to exist: each is trusted for ``ttl`` seconds after it was last seen to.
 
     Only "it exists" is remembered, never "it does not". Bounded: past ``capacity`` keys the
     least recently used are dropped (and asked about again when next needed). Thread-safe.
@@ -366,25 +331,6 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from rest
-
-
-def _check_type(operation_type: object) -> None:
-    if not isinstance(operation_type, str) or not operation_type.strip():
-        raise InvalidInput("operation_type must be a non-empty string")
-    if len(operation_type) > _MAX_TYPE_LENGTH or any(ord(c) < 32 for c in operation_type):
-        raise InvalidInput(
-            f"operation_type must be at most {_MAX_TYPE_LENGTH} printable characters"
-        )
-
-
-def _error_text(error: str | BaseException | None) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, BaseException):
-        return str(error) or type(error).__name__
-    if not isinstance(error, str):
-        raise InvalidInput("error must be a string or an exception")
-    return error or "error"
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -3,35 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import JsonValue
 
 from . import _keys
+from ._history import history_page, history_query, iter_history
 from ._ids import check_id
+from ._maintenance import CleanupReport, Maintenance, ReindexReport, VerifyReport
 from ._options import StoreOptions
-from ._records import (
-    ArtifactRef,
-    OperationRecord,
-    OperationStatus,
-    Page,
-    RequestInfo,
-    SaveResult,
-)
-from ._saving import Saver, marker_key, read_record
+from ._recording.recorder import Recorder
+from ._records import ArtifactRef, OperationRecord, Page, RequestInfo, SaveResult
+from ._save_request import SaveRequest
+from ._saving import KnownInputs, Saver
 from ._sources import Source
 from .exceptions import InvalidInput
-from .plugin import BlobStore, Catalog, HistoryQuery
+from .plugin import BlobStore, Catalog
 
 if TYPE_CHECKING:
     from ._images import ImagesAPI
-    from ._maintenance import CleanupReport, ReindexReport, VerifyReport
-    from ._recorder import Recorder
 
 __all__ = ["Store", "StoreOptions"]
 
@@ -47,7 +42,9 @@ class Store:
         self.blobs = blobs
         self.catalog = catalog
         self.options = options or StoreOptions()
-        self._saver = Saver(self)
+        self._known_inputs = KnownInputs(self.options.known_inputs_ttl)
+        self._saver = Saver(blobs, catalog, self.options, self._known_inputs)
+        self._maintenance = Maintenance(blobs, catalog, self._known_inputs)
         self._lock = threading.Lock()
         self._recorder: Recorder | None = None
         self._images: ImagesAPI | None = None
@@ -82,8 +79,6 @@ class Store:
         """The background writer used by the middleware and ``@genstore.record`` (made on first use)."""
         with self._lock:
             if self._recorder is None:
-                from ._recorder import Recorder
-
                 self._recorder = Recorder(self)
             return self._recorder
 
@@ -128,30 +123,32 @@ class Store:
         saved with ``result_error`` saying why. The same ``idempotency_key`` twice returns the first
         record with ``created=False``.
         """
-        return self._saver.save(
-            operation_type=operation_type,
-            prompt=prompt,
-            parameters=parameters,
-            input_images=input_images,
-            result_url=result_url,
-            result=result,
-            workflow_analysis=workflow_analysis,
-            error=error,
-            user_id=user_id,
-            idempotency_key=idempotency_key,
-            duration_ms=duration_ms,
-            request=request,
-            created_at=created_at,
+        return self.save(
+            SaveRequest.build(
+                operation_type=operation_type,
+                prompt=prompt,
+                parameters=parameters,
+                input_images=input_images,
+                result_url=result_url,
+                result=result,
+                workflow_analysis=workflow_analysis,
+                error=error,
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                duration_ms=duration_ms,
+                request=request,
+                created_at=created_at,
+            )
         )
+
+    def save(self, request: SaveRequest) -> SaveResult:
+        """Save a checked ``SaveRequest`` (what ``save_complete_operation`` builds)."""
+        return self._saver.save(request)
 
     async def asave_complete_operation(self, **kwargs: Any) -> SaveResult:
         """``save_complete_operation`` for async code: runs in a worker thread."""
         call = functools.partial(self.save_complete_operation, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(None, call)
-
-    def _forget_input(self, key: str) -> None:
-        """Called after deleting the input ``key``: the next save using it writes it again."""
-        self._saver.forget_input(key)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -167,56 +164,30 @@ class Store:
         cursor: str | None = None,
     ) -> Page[OperationRecord]:
         """Operations newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-            raise InvalidInput("limit must be an integer from 1 to 1000")
-        if status is not None and status not in {s.value for s in OperationStatus}:
-            raise InvalidInput(f"status must be one of {[s.value for s in OperationStatus]}")
-        if user_id is not None:
-            check_id(user_id, "user_id")
-        query = HistoryQuery(
+        query = history_query(
             user_id=user_id,
             operation_type=operation_type,
             status=status,
-            since=_utc(since),
-            until=_utc(until),
-            limit=limit + 1,
-            before=_decode_cursor(cursor) if cursor else None,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
         )
-        rows = self.catalog.query_operations(query)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = _encode_cursor(last.created_at, last.operation_id)
-        return Page[OperationRecord](items=rows, next_cursor=next_cursor)
+        return history_page(self.catalog, query)
 
     def iter_operations(self, **filters: Any) -> Iterator[OperationRecord]:
         """Every operation matching ``history`` filters, newest first, page by page."""
-        cursor: str | None = None
-        while True:
-            page = self.history(limit=500, cursor=cursor, **filters)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return iter_history(self.catalog, history_query(limit=500, **filters))
 
     def get_operation(self, operation_id: str) -> OperationRecord:
         """One operation; ``NotFound`` if there is none."""
         check_id(operation_id, "operation_id")
-        record = self.catalog.get_operation(operation_id)
-        if record is not None:
-            return record
-        return read_record(self.blobs, operation_id)
+        return self._maintenance.get_operation(operation_id)
 
     def delete_operation(self, operation_id: str) -> None:
         """Remove an operation's record and result; shared inputs stay until ``cleanup``."""
-        record = self.get_operation(operation_id)
-        self.catalog.delete_operation(operation_id)
-        self.blobs.delete(_keys.operation_record_key(operation_id))
-        if record.result is not None:
-            self.blobs.delete(record.result.key)
-        if record.idempotency_key is not None:
-            self.blobs.delete(marker_key(record.idempotency_key))
+        check_id(operation_id, "operation_id")
+        self._maintenance.delete_operation(operation_id)
 
     def read_artifact(self, ref: ArtifactRef | str) -> bytes:
         """The bytes of a stored artefact (an ``ArtifactRef`` or its key)."""
@@ -233,10 +204,12 @@ class Store:
     # -- maintenance (see _maintenance.py) ------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Counts by type and status, images, and the recorder's counters."""
-        from ._maintenance import stats
-
-        return stats(self)
+        """Counts by type and status, images, and the recorder's counters once it has run."""
+        out = self._maintenance.stats()
+        recorder = self._recorder
+        if recorder is not None:
+            out["recorder"] = asdict(recorder.counters)
+        return out
 
     def cleanup(
         self,
@@ -246,55 +219,23 @@ class Store:
         grace: timedelta = timedelta(minutes=10),
     ) -> CleanupReport:
         """Delete operations older than ``older_than`` and inputs no record references."""
-        from ._maintenance import cleanup
-
-        return cleanup(self, older_than, dry_run=dry_run, grace=grace)
+        return self._maintenance.cleanup(older_than, dry_run=dry_run, grace=grace)
 
     def reindex(self, progress: Callable[[int], None] | None = None) -> ReindexReport:
         """Rebuild the catalog from the JSON records (the truth)."""
-        from ._maintenance import reindex
-
-        return reindex(self, progress=progress)
+        return self._maintenance.reindex(progress)
 
     def verify(
         self, *, fix: bool = False, grace: timedelta = timedelta(minutes=10)
     ) -> VerifyReport:
         """Find orphans, unindexed and stale records (``fix`` repairs them)."""
-        from ._maintenance import verify
-
-        return verify(self, fix=fix, grace=grace)
+        if fix:
+            return self._maintenance.repair(grace=grace)
+        return self._maintenance.verify(grace=grace)
 
     def export(self, format: str, file: IO[str], **filters: Any) -> int:
         """Write operations as ``csv`` or ``jsonl`` to a text file; return how many."""
-        from ._maintenance import export
-
-        return export(self, format, file, **filters)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise InvalidInput("since and until must be datetimes")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _encode_cursor(created_at: datetime, operation_id: str) -> str:
-    raw = f"{created_at.isoformat()}|{operation_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, operation_id = raw.split("|", 1)
-        created = datetime.fromisoformat(when)
-        check_id(operation_id, "cursor")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this store handed out") from exc
-    if created.tzinfo is None:
-        raise InvalidInput("cursor is not one this store handed out")
-    return created.astimezone(UTC), operation_id
+        return self._maintenance.export(format, file, **filters)
 
 
 def _artifact_key(ref: ArtifactRef | str) -> str:

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import IO
 
 import pluggy
@@ -93,6 +94,14 @@ class BlobStore(ABC):
     def url_for(self, key: str, *, expires: int = 3600) -> str | None:
         """A URL a client can GET the blob from (signed where the backend signs), or None."""
         return None
+
+    def local_root(self) -> Path | None:
+        """The local folder holding the blobs, for backends that keep them on this machine."""
+        return None
+
+    def sweep_temporaries(self) -> int:
+        """Remove what interrupted writes left behind (``verify --fix``); return how many."""
+        return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections and files."""

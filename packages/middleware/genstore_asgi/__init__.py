@@ -15,9 +15,10 @@ raises into the app and never delays a response.
 
 from __future__ import annotations
 
+from genstore._recording.rules import Redact, is_secret_name
+
 from ._extract import RESULT_FIELDS, ResultExtractor, default_result_extractor
 from ._middleware import RecordingMiddleware, UserId
-from ._redact import Redact, is_secret_name
 from ._routes import Routes
 
 __all__ = [

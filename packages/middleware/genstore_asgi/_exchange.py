@@ -12,11 +12,11 @@ from typing import Any
 
 import genstore
 from genstore import check_id  # the store's own rule for ids
+from genstore._recording.rules import Redactor, error_message
 
 from ._capture import CapturedBody
-from ._extract import ResultExtractor, decode_data_url, error_message, resolve_url
+from ._extract import ResultExtractor, decode_data_url, resolve_url
 from ._parse import ParseLimits, discard_unless_owned, media_type, parse_request
-from ._redact import Redactor
 
 __all__ = ["Exchange", "RecordOptions", "media_type_of", "minimal_record", "to_record"]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
+
+from genstore._recording.rules import RESULT_FIELDS, error_message
 
 __all__ = [
     "RESULT_FIELDS",
@@ -21,22 +22,7 @@ __all__ = [
 ResultExtractor = Callable[[Any], "str | None"]
 """Given a route's parsed JSON response, the result URL to store (or None)."""
 
-RESULT_FIELDS = (
-    "resultUrl",
-    "result_url",
-    "url",
-    "image_url",
-    "imageUrl",
-    "video_url",
-    "videoUrl",
-    "output",
-    "images",
-)
-"""The fields the default extractor looks at, in order (``images`` and ``output`` may be lists)."""
-
 _NESTED = ("result", "data")
-_ERROR_FIELDS = ("error", "message", "detail")
-_MAX_ERROR = 2000
 
 
 def _first_url(value: Any) -> str | None:
@@ -112,26 +98,3 @@ def decode_data_url(value: str) -> tuple[bytes, str] | None:
     except (binascii.Error, ValueError):
         return None
     return data, (media_type.strip().lower() or "application/octet-stream")
-
-
-def error_message(body: bytes, content_type: str, status_code: int) -> str:
-    """The message of a failed response: its ``error``/``message``/``detail`` field, or its text."""
-    text = body.decode("utf-8", "replace").strip()
-    if "json" in content_type:
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            for name in _ERROR_FIELDS:
-                value = parsed.get(name)
-                if isinstance(value, dict):  # {"error": {"message": ...}}, as OpenAI-style APIs
-                    value = value.get("message", value)
-                if value not in (None, "", [], {}):
-                    message = value if isinstance(value, str) else json.dumps(value)
-                    return _clip(message)
-    return _clip(text) if text else f"HTTP {status_code}"
-
-
-def _clip(message: str) -> str:
-    return message if len(message) <= _MAX_ERROR else message[: _MAX_ERROR - 1] + "…"

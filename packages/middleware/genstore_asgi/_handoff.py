@@ -4,7 +4,7 @@ The request path only appends a finished ``Exchange`` to a deque (well under a m
 worker is woken only when it is idle; under load, after each batch it lets ``BATCH_WINDOW`` pass,
 so it takes the GIL once per window rather than once per request.
 Parsing bodies and building the record happen on the worker, which then calls
-``store.recorder.submit`` — which never blocks and never raises. At interpreter exit the worker's
+``store.recorder.submit_request`` — which never blocks and never raises. At interpreter exit the worker's
 queue is drained (within ``EXIT_DRAIN_SECONDS``), so a normal exit loses nothing queued.
 """
 
@@ -18,7 +18,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
+
+from genstore._save_request import SaveRequest
+from genstore.exceptions import InvalidInput
 
 from ._capture import _unlink
 from ._exchange import Exchange, RecordOptions, minimal_record, to_record
@@ -39,8 +42,12 @@ _YIELD_EVERY = 8
 class RecorderLike(Protocol):
     """The part of ``genstore``'s background recorder the middleware uses."""
 
-    def submit(
-        self, owned_paths: Sequence[str | os.PathLike[str]] = (), **save_kwargs: Any
+    def submit_request(
+        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+    ) -> None: ...
+
+    def reject(
+        self, reason: Exception, owned_paths: Sequence[str | os.PathLike[str]] = ()
     ) -> None: ...
 
     def flush(self, timeout: float | None = None) -> bool: ...
@@ -147,7 +154,12 @@ class Handoff:
                 record = minimal_record(exchange)
             recorder = self.store.recorder
             _exit_hook.after_recorders()
-            recorder.submit(owned, **record)
+            try:
+                request = SaveRequest.build(**record)
+            except InvalidInput as exc:
+                recorder.reject(exc, owned)
+                return
+            recorder.submit_request(request, owned)
         except Exception:
             # Only reachable when the store itself cannot be reached (default store failing to
             # open, or a recorder breaking its never-raise contract).

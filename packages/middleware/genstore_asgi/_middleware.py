@@ -9,6 +9,7 @@ from time import perf_counter
 from typing import Any, TypeAlias
 
 import anyio.to_thread
+from genstore._recording.rules import Redact, Redactor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._capture import BodyTee
@@ -16,7 +17,6 @@ from ._exchange import Exchange, RecordOptions, media_type_of
 from ._extract import ResultExtractor, default_result_extractor
 from ._handoff import Handoff, StoreLike
 from ._parse import ParseLimits
-from ._redact import Redact, Redactor
 from ._routes import RouteMatcher, Routes
 
 __all__ = ["RecordingMiddleware", "UserId"]

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from genstore._recording.rules import Redactor
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ._capture import BodyTee, CapturedBody, _unlink
 from ._extract import decode_data_url
-from ._redact import Redactor
 
 __all__ = ["ParseLimits", "ParsedRequest", "media_type", "parse_request"]
 

@@ -21,7 +21,7 @@ from ._app import EXIT_FAILURE, CatalogOption, JsonOption, UrlOption, app, get_s
 from ._render import as_plain, key_value_table, to_json
 
 if TYPE_CHECKING:
-    from .._spool import SpoolStatus
+    from .._recording.spool import SpoolStatus
     from .._store import Store
 
 __all__: list[str] = []
@@ -93,10 +93,10 @@ def _spool_rows(status: Any) -> dict[str, Any]:
 def _read_spool(store: Store) -> SpoolStatus:
     """The spool's status, read without making the store's recorder: a recorder that finds
     records starts replaying them, and looking must not change what is looked at."""
-    from .._recorder import default_spool_dir
-    from .._spool import Spool
+    from .._recording.recorder import default_spool_dir
+    from .._recording.spool import Spool
 
-    return Spool(default_spool_dir(store)).status()
+    return Spool(default_spool_dir(store.blobs)).status()
 
 
 @spool_app.command("status")

@@ -31,27 +31,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel
-
-from ._ids import new_ulid, ulid_time
-from ._sources import is_pil_image
-from .exceptions import InvalidInput
+from .._ids import new_ulid, ulid_time
+from .._save_request import SaveRequest
+from .._sources import is_pil_image
+from ..exceptions import InvalidInput
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: liveness falls back to the pid
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SPOOL_FORMAT", "ClaimedRecord", "Spool", "SpoolStatus", "decode_call", "encode_call"]
+__all__ = [
+    "SPOOL_FORMAT",
+    "ClaimedRecord",
+    "Spool",
+    "SpoolStatus",
+    "decode_request",
+    "encode_request",
+]
 
 logger = logging.getLogger(__name__)
 
-SPOOL_FORMAT = 1
+SPOOL_FORMAT = 2
 """Version of ``call.json``; a newer version is left alone for a newer genstore to replay."""
 
 _CHUNK = 1024 * 1024
-_SOURCE_LISTS = frozenset({"input_images"})
-_SOURCES = frozenset({"result"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,63 +76,73 @@ class SpoolStatus:
     """Records whose ``call.json`` could not be read; kept, never replayed."""
 
 
-# -- encoding ----------------------------------------------------------------------------------
+# -- encoding ---------------------------------------------------------------------------------
 
 
-def encode_call(
-    kwargs: Mapping[str, Any], folder: Path, *, owned: Collection[str] = (), fsync: bool = True
+def encode_request(
+    request: SaveRequest, folder: Path, *, owned: Collection[str] = (), fsync: bool = True
 ) -> dict[str, Any]:
-    """Write ``kwargs``' sources into ``folder`` and return the JSON document describing the call.
+    """Write ``request``'s sources into ``folder`` and return the JSON document describing it.
 
     Sources (``input_images`` items, ``result``) become files: bytes are written, owned paths moved
-    (copied across devices), other paths, file objects and PIL images copied. Datetimes become ISO
-    strings, pydantic models (``RequestInfo``) dicts, exceptions their message. Raises
-    ``InvalidInput`` for what could never be saved (a non-JSON value, a missing source file) and
-    ``OSError`` when the spool's own disk fails.
+    (copied across devices), other paths, file objects and PIL images copied. The creation time
+    becomes an ISO string, ``request`` a dict. Raises ``InvalidInput`` for what could never be
+    saved (a non-JSON value, a missing source file) and ``OSError`` when the spool's disk fails.
     """
-    plain: dict[str, Any] = {}
-    files: dict[str, Any] = {}
-    types: dict[str, str] = {}
     moved: dict[str, str] = {}
-    for name, value in kwargs.items():
-        if name in _SOURCE_LISTS and value is not None:
-            files[name] = [
-                _write_source(item, folder, f"in-{i}", owned, moved, fsync)
-                for i, item in enumerate(value)
-            ]
-        elif name in _SOURCES and value is not None:
-            files[name] = _write_source(value, folder, name, owned, moved, fsync)
-        elif isinstance(value, datetime):
-            plain[name], types[name] = value.isoformat(), "datetime"
-        elif isinstance(value, BaseModel):
-            plain[name] = value.model_dump(mode="json")
-        elif isinstance(value, BaseException):
-            plain[name] = str(value) or type(value).__name__
-        else:
-            plain[name] = value
-    doc = {"format": SPOOL_FORMAT, "kwargs": plain, "files": files, "types": types}
+    files: dict[str, Any] = {
+        "input_images": [
+            _write_source(item, folder, f"in-{i}", owned, moved, fsync)
+            for i, item in enumerate(request.input_images)
+        ]
+    }
+    if request.result is not None:
+        files["result"] = _write_source(request.result, folder, "result", owned, moved, fsync)
+    fields: dict[str, Any] = {
+        "operation_type": request.operation_type,
+        "prompt": request.prompt,
+        "parameters": request.parameters,
+        "result_url": request.result_url,
+        "workflow_analysis": request.workflow_analysis,
+        "error": request.error,
+        "user_id": request.user_id,
+        "idempotency_key": request.idempotency_key,
+        "duration_ms": request.duration_ms,
+        "request": None if request.request is None else request.request.model_dump(mode="json"),
+        "created_at": None if request.created_at is None else request.created_at.isoformat(),
+    }
+    doc = {"format": SPOOL_FORMAT, "fields": fields, "files": files}
     try:
-        json.dumps(doc)
+        json.dumps(doc, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"the call cannot be written as JSON: {exc}") from exc
+        raise InvalidInput(f"the record cannot be written as JSON: {exc}") from exc
     return doc
 
 
-def decode_call(doc: Mapping[str, Any], folder: Path) -> dict[str, Any]:
-    """The keyword arguments ``doc`` describes, with sources as paths of files in ``folder``."""
-    if doc.get("format") != SPOOL_FORMAT:
-        raise ValueError(f"unknown spool format {doc.get('format')!r}")
-    kwargs = dict(doc["kwargs"])
-    for name, kind in doc.get("types", {}).items():
-        if kind != "datetime":
-            raise ValueError(f"unknown spooled type {kind!r}")
-        kwargs[name] = datetime.fromisoformat(kwargs[name])
+def decode_request(doc: Mapping[str, Any], folder: Path) -> SaveRequest:
+    """The request ``doc`` describes, with sources as paths of files in ``folder``.
+
+    Reads this format and format 1 (keyword arguments, written by genstore before 0.2);
+    ``ValueError`` for anything else, ``InvalidInput`` for fields a save would refuse.
+    """
+    version = doc.get("format")
+    if version == SPOOL_FORMAT:
+        fields = dict(doc["fields"])
+    elif version == 1:
+        fields = dict(doc["kwargs"])
+        for kind in doc.get("types", {}).values():
+            if kind != "datetime":
+                raise ValueError(f"unknown spooled type {kind!r}")
+    else:
+        raise ValueError(f"unknown spool format {version!r}")
+    if fields.get("created_at") is not None:
+        fields["created_at"] = datetime.fromisoformat(fields["created_at"])
     for name, stored in doc.get("files", {}).items():
         if isinstance(stored, list):
-            kwargs[name] = [str(_inside(folder, f)) for f in stored]
+            fields[name] = [str(_inside(folder, f)) for f in stored]
         else:
-            kwargs[name] = str(_inside(folder, stored))
-    return kwargs
+            fields[name] = str(_inside(folder, stored))
+    return SaveRequest.build(**fields)
 
 
 def _inside(folder: Path, name: object) -> Path:
@@ -230,7 +244,7 @@ class ClaimedRecord:
 
     ulid: str
     path: Path
-    kwargs: dict[str, Any]
+    request: SaveRequest
     _spool: Spool
 
     def done(self) -> None:
@@ -305,10 +319,8 @@ class Spool:
 
     # -- writing --
 
-    def write(
-        self, kwargs: Mapping[str, Any], *, owned: Collection[str | os.PathLike[str]] = ()
-    ) -> str:
-        """Spool one call; return its ulid. ``owned`` paths are moved in (or deleted if unused).
+    def write(self, request: SaveRequest, *, owned: Collection[str | os.PathLike[str]] = ()) -> str:
+        """Spool one request; return its ulid. ``owned`` paths are moved in (or deleted if unused).
 
         ``InvalidInput``: the call could never be saved (nothing is spooled, owned files are
         deleted). ``OSError``: the spool's disk failed.
@@ -319,7 +331,7 @@ class Spool:
         temp = self.path / f"tmp-{self.owner}-{ulid}"
         temp.mkdir()
         try:
-            doc = encode_call(kwargs, temp, owned=owned_abs, fsync=self.fsync)
+            doc = encode_request(request, temp, owned=owned_abs, fsync=self.fsync)
             doc["spooled_at"] = datetime.now(UTC).isoformat()
             _write_json(temp / "call.json", doc, self.fsync)
             _fsync_dir(temp, self.fsync)
@@ -361,12 +373,12 @@ class Spool:
                 os.rename(target, source)
                 logger.warning("spooled record %s is from a newer genstore: left alone", ulid)
                 return None
-            kwargs = decode_call(doc, target)
+            request = decode_request(doc, target)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             os.rename(target, self.path / f"bad-{ulid}")
             logger.error("spooled record %s is unreadable (%s): moved to bad-%s", ulid, exc, ulid)
             return None
-        return ClaimedRecord(ulid, target, kwargs, self)
+        return ClaimedRecord(ulid, target, request, self)
 
     def recover(self) -> int:
         """Take back claims, and remove half-written and half-deleted folders, of owners that died.

@@ -1,10 +1,10 @@
-"""Which names are secrets, and how records are cleaned of them."""
+"""The shared recording rules: which names are secrets, how records are cleaned of them, and how
+a failed response's error text is read."""
 
 from __future__ import annotations
 
 import pytest
-from genstore_asgi import is_secret_name
-from genstore_asgi._redact import Redactor
+from genstore._recording.rules import Redactor, error_message, is_secret_name
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,29 @@ def test_a_single_string_is_one_name() -> None:
     redactor = Redactor("email")
     assert redactor.drops("EMAIL")
     assert not redactor.drops("e")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (b'{"success": false, "error": "boom"}', "application/json", "boom"),
+        (
+            b'{"error": {"message": "quota exceeded", "code": 429}}',
+            "application/json",
+            "quota exceeded",
+        ),
+        (b'{"detail": "Not Found"}', "application/json", "Not Found"),
+        (b'{"detail": [{"loc": ["body"]}]}', "application/json", '[{"loc": ["body"]}]'),
+        (b'{"other": 1}', "application/json", '{"other": 1}'),
+        (b"upstream timed out\n", "text/plain", "upstream timed out"),
+        (b"", "text/plain", "HTTP 504"),
+        (b"\xff\xfe", "application/octet-stream", "\ufffd\ufffd"),
+    ],
+)
+def test_error_message(body: bytes, content_type: str, expected: str) -> None:
+    assert error_message(body, content_type, 504) == expected
+
+
+def test_error_message_is_clipped() -> None:
+    message = error_message(b"x" * 10_000, "text/plain", 500)
+    assert len(message) == 2000 and message.endswith("…")

@@ -1,6 +1,6 @@
 """The recorder's background side: the worker loop, spooling, replay and backoff scheduling.
 
-``Recorder`` (``genstore._recorder``) inherits this and adds the caller's side. One worker thread
+``Recorder`` (``genstore._recording.recorder``) inherits this and adds the caller's side. One worker thread
 saves queued records; what cannot be saved now goes to the spool and is replayed, oldest first,
 once the store answers again. After a failure the store counts as down for an exponentially
 growing, jittered delay; a spooled record that keeps failing gets its own delay, so it does not
@@ -16,14 +16,13 @@ import random
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
-from ._recorder_items import _Item, _key, _unlink_all
-from ._spool import Spool
-from .exceptions import BackendUnavailable, InvalidInput
-
-if TYPE_CHECKING:
-    from ._store import Store
+from .._records import SaveResult
+from .._save_request import SaveRequest
+from ..exceptions import BackendUnavailable, InvalidInput
+from .items import Item, unlink_all
+from .spool import Spool
 
 # The recorder's messages keep the one logger name they had before its modules were split.
 logger = logging.getLogger("genstore._recorder")
@@ -31,10 +30,18 @@ logger = logging.getLogger("genstore._recorder")
 _Outcome = Literal["saved", "rejected", "gone", "failed"]
 
 
-class _RecorderWorker:
+class SaveTarget(Protocol):
+    """What the recorder saves into (a ``Store``)."""
+
+    def save(self, request: SaveRequest) -> SaveResult:
+        """Save one request; typed genstore errors when it cannot."""
+        ...
+
+
+class RecorderWorker:
     """State and methods of the worker thread; ``Recorder.__init__`` sets the configuration."""
 
-    _store: Store
+    _target: SaveTarget
     _spool: Spool
     _queue_size: int
     _base_backoff: float
@@ -46,14 +53,14 @@ class _RecorderWorker:
         """Fresh worker state: at construction, and in a forked child."""
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=self._queue_size)
+        self._queue: queue.Queue[Item | None] = queue.Queue(maxsize=self._queue_size)
         self._counts = {name: 0 for name in ("recorded", "spooled", "replayed", "dropped")}
         self._counts["rejected"] = 0
         self._pending = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._deadline: float | None = None
-        self._inflight: _Item | None = None
+        self._inflight: Item | None = None
         self._failures = 0
         self._retry_at = 0.0
         self._waiting: deque[str] = deque()
@@ -87,7 +94,7 @@ class _RecorderWorker:
                 return max(0.0, self._waiting_due - now)
         return max(0.0, min(self._poll_interval, self._next_scan - now))
 
-    def _process(self, item: _Item) -> None:
+    def _process(self, item: Item) -> None:
         with self._lock:
             self._inflight = item
         try:
@@ -101,13 +108,11 @@ class _RecorderWorker:
                 self._inflight = None
             self._release_pending()
 
-    def _save(self, item: _Item) -> None:
+    def _save(self, item: Item) -> None:
         try:
-            self._store.save_complete_operation(**item.kwargs)
+            self._target.save(item.request)
         except InvalidInput as exc:
-            logger.warning(
-                "genstore: record rejected by the store (%s): %s", _key(item.kwargs), exc
-            )
+            logger.warning("genstore: record rejected by the store (%s): %s", item.key, exc)
             self._count("rejected")
             self._finish(item)
         except Exception as exc:
@@ -118,24 +123,24 @@ class _RecorderWorker:
             self._note_success()
             self._finish(item)
 
-    def _finish(self, item: _Item) -> None:
+    def _finish(self, item: Item) -> None:
         with self._lock:
             item.done = True
             copy_taken = item.spooled
         if copy_taken:  # close() is copying our files into the spool: let it finish first
             item.copied.wait(30.0)
-        _unlink_all(item.owned)
+        unlink_all(item.owned)
 
-    def _to_spool(self, item: _Item) -> None:
+    def _to_spool(self, item: Item) -> None:
         with self._lock:
             copy_taken, item.spooled = item.spooled, True
         if copy_taken:  # close() spooled a copy while the save ran
             self._finish(item)
             return
         try:
-            ulid = self._spool.write(item.kwargs, owned=item.owned)
+            ulid = self._spool.write(item.request, owned=item.owned)
         except InvalidInput as exc:
-            logger.warning("genstore: record cannot be spooled (%s): %s", _key(item.kwargs), exc)
+            logger.warning("genstore: record cannot be spooled (%s): %s", item.key, exc)
             self._count("rejected")
         except Exception:
             logger.exception("genstore: spool %s failed; record dropped", self._spool.path)
@@ -162,7 +167,7 @@ class _RecorderWorker:
                 return
             item.spooled = True
         try:
-            ulid = self._spool.write(item.kwargs, owned=())
+            ulid = self._spool.write(item.request, owned=())
         except Exception:
             logger.exception("genstore: could not spool the record being saved at close")
         else:
@@ -220,7 +225,7 @@ class _RecorderWorker:
             self._retries.pop(ulid, None)
             return "gone"
         try:
-            self._store.save_complete_operation(**claimed.kwargs)
+            self._target.save(claimed.request)
         except InvalidInput as exc:
             logger.warning("genstore: spooled record %s rejected by the store: %s", ulid, exc)
             self._count("rejected")
@@ -282,7 +287,7 @@ class _RecorderWorker:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         # The parent keeps saving what it queued; the child starts empty with its own identity.
         self._spool.forget_lock_after_fork()
         self._spool = Spool(self._spool.path, fsync=self._spool.fsync)

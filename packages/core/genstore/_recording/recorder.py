@@ -1,7 +1,7 @@
 """The background writer behind the middleware and ``@genstore.record``: no delay, no loss.
 
-``Recorder.submit`` hands a record to a daemon worker through a bounded queue and returns at once.
-The worker saves it with ``store.save_complete_operation``. When the queue is full, the store fails
+``Recorder.submit`` hands a record (a ``SaveRequest``) to a daemon worker through a bounded queue
+and returns at once. The worker saves it with ``store.save``. When the queue is full, the store fails
 (anything but ``InvalidInput``), or shutdown's drain time is over, the record goes to a durable
 local spool (``genstore._spool``) and is replayed with exponential backoff once the store answers
 again, under the same idempotency key, so a replay never duplicates a record. Records spooled by an
@@ -11,8 +11,8 @@ the queue within a timeout and leave the rest spooled.
 What can still be lost: records in the in-memory queue when the process is killed (SIGKILL, power
 loss); the queue is normally empty within milliseconds. Everything spooled survives.
 
-The worker loop, replay and backoff live in ``_recorder_worker``; preparing a submitted record
-in ``_recorder_items``; the interpreter-exit and fork hooks in ``_recorder_hooks``.
+The worker loop, replay and backoff live in ``worker``; a queued record in ``items``; the
+interpreter-exit and fork hooks in ``hooks``.
 """
 
 from __future__ import annotations
@@ -26,16 +26,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._recorder_hooks import _live
-from ._recorder_items import _make_item
-from ._recorder_worker import _RecorderWorker
-from ._spool import Spool, SpoolStatus
-from .exceptions import GenstoreError
-
-if TYPE_CHECKING:
-    from ._store import Store
+from .._save_request import SaveRequest
+from ..exceptions import GenstoreError, InvalidInput
+from ..plugin import BlobStore
+from .hooks import _live
+from .items import Item, unlink_all
+from .spool import Spool, SpoolStatus
+from .worker import RecorderWorker, SaveTarget
 
 __all__ = ["Recorder", "RecorderCounters", "SpoolStatus", "default_spool_dir"]
 
@@ -60,18 +59,26 @@ class RecorderCounters:
     """Records in the queue or being saved right now."""
 
 
-def default_spool_dir(store: Store) -> Path:
+class RecordTarget(SaveTarget, Protocol):
+    """What a recorder records into: something that saves requests, over a blob store."""
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The blob store (it names the default spool folder)."""
+        ...
+
+
+def default_spool_dir(blobs: BlobStore) -> Path:
     """``<root>/.spool`` for local stores; else a per-store folder under ``$GENSTORE_SPOOL_DIR``
     or ``$XDG_CACHE_HOME/genstore/spool`` (``~/.cache``), named by the store URL's SHA-256.
 
     The per-store folder keeps two stores that share one spool root from replaying each other's
     records.
     """
-    for attribute in ("root", "path"):  # local stores expose their folder as a pathlib.Path
-        root = getattr(store.blobs, attribute, None)
-        if isinstance(root, Path):
-            return root / ".spool"
-    url = str(getattr(store.blobs, "url", "") or repr(store))
+    root = blobs.local_root()
+    if root is not None:
+        return root / ".spool"
+    url = blobs.url or repr(blobs)
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     env = os.environ.get("GENSTORE_SPOOL_DIR")
     if env:
@@ -80,7 +87,7 @@ def default_spool_dir(store: Store) -> Path:
     return Path(cache) / "genstore" / "spool" / digest
 
 
-class Recorder(_RecorderWorker):
+class Recorder(RecorderWorker):
     """Saves records in a background thread; spools what cannot be saved now and replays it later.
 
     ``store.recorder`` is the one to use; make your own only for a separate spool or queue size.
@@ -92,7 +99,7 @@ class Recorder(_RecorderWorker):
 
     def __init__(
         self,
-        store: Store,
+        store: RecordTarget,
         *,
         spool_dir: str | os.PathLike[str] | None = None,
         queue_size: int = 1000,
@@ -102,8 +109,8 @@ class Recorder(_RecorderWorker):
         poll_interval: float = 5.0,
         fsync: bool = True,
     ) -> None:
-        self._store = store
-        path = Path(spool_dir) if spool_dir is not None else default_spool_dir(store)
+        self._target = store
+        path = Path(spool_dir) if spool_dir is not None else default_spool_dir(store.blobs)
         self._spool = Spool(path, fsync=fsync)
         self._queue_size = queue_size
         self.drain_timeout = drain_timeout
@@ -135,21 +142,41 @@ class Recorder(_RecorderWorker):
     ) -> None:
         """Record ``save_kwargs`` (``Store.save_complete_operation``'s arguments) in the background.
 
-        Never raises, never waits for the store. Sources may be bytes or file paths (or file objects
-        and PIL images, read later: do not change them after submitting). ``owned_paths`` are files
-        handed over with the record (e.g. spooled request bodies): the recorder moves or deletes
-        them when done. Without an ``idempotency_key`` one is assigned, so replays never duplicate;
-        ``created_at`` defaults to now, so a replayed record keeps its time. When the queue is full
-        (the store is slower than the traffic), the record is spooled in the calling thread: a
-        local disk write instead of a lost record.
+        Arguments the store would refuse are logged and counted ``rejected`` at once. Otherwise as
+        ``submit_request``.
         """
         try:
-            item = _make_item(owned_paths, save_kwargs)
+            request = SaveRequest.build(**save_kwargs)
+        except InvalidInput as exc:
+            self.reject(exc, owned_paths)
+            return
         except Exception:
             logger.exception("genstore: a record could not be prepared; dropped")
             self._count("dropped")
             return
+        self.submit_request(request, owned_paths)
+
+    def reject(self, reason: Exception, owned_paths: Sequence[str | os.PathLike[str]] = ()) -> None:
+        """Count a record refused at the edge (``SaveRequest.build`` raised), and drop its files."""
+        logger.warning("genstore: record rejected: %s", reason)
+        self._count("rejected")
+        unlink_all([os.fspath(p) for p in owned_paths])
+
+    def submit_request(
+        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+    ) -> None:
+        """Save ``request`` in the background. Never raises, never waits for the store.
+
+        Sources may be bytes or file paths (or file objects and PIL images, read later: do not
+        change them after submitting). ``owned_paths`` are files handed over with the record (e.g.
+        spooled request bodies): the recorder moves or deletes them when done. Without an
+        ``idempotency_key`` one is assigned, so replays never duplicate; ``created_at`` defaults
+        to now, so a replayed record keeps its time. When the queue is full (the store is slower
+        than the traffic), the record is spooled in the calling thread: a local disk write
+        instead of a lost record.
+        """
         try:
+            item = Item.of(request, owned_paths)
             if self._thread is None:
                 self.start()
             with self._lock:  # atomic with close(): nothing is queued once it has drained

@@ -34,7 +34,6 @@ FastAPI dependency injection and OpenAPI docs are unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import functools
@@ -42,7 +41,6 @@ import inspect
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -54,12 +52,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
-from ._ids import check_id
-from ._sources import is_pil_image
-from .exceptions import InvalidInput
+from .._ids import check_id
+from .._save_request import SaveRequest, error_text
+from .._sources import is_pil_image
+from ..exceptions import InvalidInput
+from .items import unlink_all
+from .rules import RESULT_FIELDS, is_secret_name
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from .._store import Store
 
 __all__ = ["record"]
 
@@ -67,10 +68,6 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-RESULT_KEYS = ("resultUrl", "result_url", "url", "image_url", "imageUrl", "output", "images")
-"""Keys of a returned dict looked at, in order, for the result (then ``result``)."""
-
-_SECRET = re.compile(r"api[_-]?key|token|secret|passw|authori[sz]ation|cookie|credential", re.I)
 _MAX_DEPTH = 32
 _MAX_REPR = 500
 _MISSING: Any = object()
@@ -241,7 +238,7 @@ class _Spec:
     def recorder_submit(self, owned: list[str], fields: dict[str, Any]) -> None:
         store = self.store
         if store is None:
-            from ._config import default_store
+            from .._config import default_store
 
             try:
                 store = default_store()
@@ -249,9 +246,14 @@ class _Spec:
                 if not self._warned:
                     self._warned = True
                     logger.warning("genstore.record(%s): no default store: %s", self.name, exc)
-                _unlink_all(owned)
+                unlink_all(owned)
                 return
-        store.recorder.submit(owned, **fields)
+        try:
+            request = SaveRequest.build(**fields)
+        except InvalidInput as exc:
+            store.recorder.reject(exc, owned)
+            return
+        store.recorder.submit_request(request, owned)
 
 
 class _Call:
@@ -269,13 +271,13 @@ class _Call:
             fields = self._fields(owned)
             fields["duration_ms"] = duration_ms
             if error is not None:
-                fields["error"] = error if isinstance(error, str) else _error_text(error)
+                fields["error"] = error_text(error)
             elif result is not _MISSING:
                 _add_result(fields, result)
             self.spec.recorder_submit(owned, fields)
         except Exception:
             logger.exception("genstore.record(%s): the call could not be recorded", self.spec.name)
-            _unlink_all(owned)
+            unlink_all(owned)
 
     def _fields(self, owned: list[str]) -> dict[str, Any]:
         spec = self.spec
@@ -298,7 +300,7 @@ class _Call:
                     images.extend(found)
             elif (found := _detected_images(value)) is not None:
                 images.extend(found)
-            elif not _SECRET.search(name):
+            elif not is_secret_name(name):
                 parameters[name] = _json_safe(value)
         if prompt is None:
             prompt = self._prompt_inside_arguments()
@@ -439,7 +441,7 @@ def _find_result(value: Any, depth: int = 0) -> Any:
     if depth > 3:
         return None
     if isinstance(value, Mapping):
-        for key in (*RESULT_KEYS, "result"):
+        for key in (*RESULT_FIELDS, "result"):
             if key in value and (found := _find_result(value[key], depth + 1)) is not None:
                 return found
     elif isinstance(value, (list, tuple)) and value:
@@ -481,13 +483,3 @@ def _short_repr(value: Any) -> str:
     except Exception:
         text = f"<{type(value).__name__}>"
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
-
-
-def _error_text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
-def _unlink_all(paths: list[str]) -> None:
-    for path in paths:
-        with contextlib.suppress(OSError):
-            os.unlink(path)

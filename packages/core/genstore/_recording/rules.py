@@ -1,18 +1,28 @@
-"""Keeping secrets out of records: credential-like parameter names are dropped, at any depth.
+"""The recording rules the decorator, the middleware and the service share: which names are
+secrets (dropped at any depth), which fields of a returned value hold the result, and how a failed
+response's error text is read.
 
 Request headers are never recorded at all (so ``Authorization`` and cookies cannot leak); what is
-recorded — query parameters, JSON fields and form fields — goes through a ``Redactor`` first.
+recorded — arguments, query parameters, JSON fields and form fields — goes through a ``Redactor``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
-__all__ = ["Redact", "Redactor", "is_secret_name"]
+__all__ = [
+    "RESULT_FIELDS",
+    "Redact",
+    "Redactor",
+    "clip",
+    "error_message",
+    "is_secret_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +111,48 @@ class Redactor:
         if isinstance(value, list):
             return [self.clean(item) for item in value]
         return value
+
+
+# -- results and errors ---------------------------------------------------------------------------
+
+RESULT_FIELDS = (
+    "resultUrl",
+    "result_url",
+    "url",
+    "image_url",
+    "imageUrl",
+    "video_url",
+    "videoUrl",
+    "output",
+    "images",
+)
+"""Fields of a returned value that hold the result, in the order they are looked at (``images``
+and ``output`` may be lists)."""
+
+_ERROR_FIELDS = ("error", "message", "detail")
+MAX_ERROR = 2000
+"""Longest error text kept in a record (longer ones are clipped)."""
+
+
+def error_message(body: bytes, content_type: str, status_code: int) -> str:
+    """The message of a failed response: its ``error``/``message``/``detail`` field, or its text."""
+    text = body.decode("utf-8", "replace").strip()
+    if "json" in content_type:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for name in _ERROR_FIELDS:
+                value = parsed.get(name)
+                if isinstance(value, dict):  # {"error": {"message": ...}}, as OpenAI-style APIs
+                    value = value.get("message", value)
+                if value not in (None, "", [], {}):
+                    message = value if isinstance(value, str) else json.dumps(value)
+                    return clip(message)
+    return clip(text) if text else f"HTTP {status_code}"
+
+
+def clip(message: str) -> str:
+    """``message`` cut to ``MAX_ERROR`` characters."""
+    return message if len(message) <= MAX_ERROR else message[: MAX_ERROR - 1] + "…"

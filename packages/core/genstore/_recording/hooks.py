@@ -1,6 +1,6 @@
 """Process-wide hooks for every open recorder: drain at interpreter exit, start afresh after fork.
 
-Registered when ``genstore._recorder`` is first imported (it imports this module).
+Registered when ``genstore._recording.recorder`` is first imported (it imports this module).
 """
 
 from __future__ import annotations
@@ -9,15 +9,21 @@ import atexit
 import logging
 import os
 import weakref
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._recorder import Recorder
+from typing import Protocol
 
 # The recorder's messages keep the one logger name they had before its modules were split.
 logger = logging.getLogger("genstore._recorder")
 
-_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+class Drainable(Protocol):
+    """A recorder, as these hooks see it."""
+
+    def close(self, timeout: float | None = None) -> None: ...
+
+    def after_fork(self) -> None: ...
+
+
+_live: weakref.WeakSet[Drainable] = weakref.WeakSet()
 """Recorders made and not yet closed (``Recorder.__init__`` adds, ``Recorder.close`` discards)."""
 
 
@@ -33,7 +39,7 @@ def _close_all() -> None:
 
 def _after_fork_in_child() -> None:
     for recorder in list(_live):
-        recorder._after_fork()
+        recorder.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
