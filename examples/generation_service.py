@@ -357,7 +357,7 @@ def run_demo(store: genstore.Store) -> int:
     for column in ("route", "operation_type", "status", "prompt", "inputs", "result", "ms"):
         table.add_column(column)
     for op in operations:
-        result = op["result"]
+        result = op["results"][0] if op["results"] else None
         table.add_row(
             op["request"]["route"],
             op["operation_type"],
@@ -371,7 +371,7 @@ def run_demo(store: genstore.Store) -> int:
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console = Console(width=160)
     console.print(table)
-    recorded = {op["request"]["route"] for op in operations if op["result"]}
+    recorded = {op["request"]["route"] for op in operations if op["results"]}
     ok = recorded == {path for path, _ in calls}
     print(f"{len(recorded)}/{len(calls)} routes recorded with their result", file=sys.stderr)
     return 0 if ok else 1

@@ -47,7 +47,7 @@ class FileServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                name = self.path.lstrip("/")
+                name = self.path.lstrip("/").partition("?")[0]
                 if name not in files:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")

@@ -7,6 +7,7 @@ works and that B9 really recorded every upload into the store.
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 _ROOT = Path(__file__).resolve().parents[2]
+_DIFFERENCES = ("background", "request-path", "unmatched request, the middleware's own cost")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,12 @@ def check(section: dict[str, Any], name: str, metrics: set[str]) -> dict[str, di
     rows = {row["metric"]: row for row in section["rows"]}
     assert metrics <= rows.keys()
     for row in rows.values():
-        assert row["value"] > 0 or row["metric"].startswith(("background", "request-path"))
+        # Differences of two timings may come out at or below 0 on a busy machine: only ask
+        # that they are numbers. Everything else is a rate, a ratio or a time: positive.
+        if row["metric"].startswith(_DIFFERENCES):
+            assert math.isfinite(row["value"])
+        else:
+            assert row["value"] > 0
         assert row["ok"] in (True, False, None)
     return rows
 

@@ -463,7 +463,7 @@ def test_demo_records_operations_and_images_then_history_shows_them(run: Run, ur
     assert set(by_type) == {"text_to_image", "image_edit_single", "text_to_video"}
     for downloaded in ("text_to_image", "image_edit_single"):
         record = by_type[downloaded]
-        assert record["result"]["content_type"] == "image/png", record
+        assert record["results"][0]["content_type"] == "image/png", record
         assert record["result_error"] is None
         assert record["result_source_url"].startswith("http://127.0.0.1:")
     assert len(by_type["image_edit_single"]["inputs"]) == 2

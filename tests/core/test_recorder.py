@@ -30,7 +30,7 @@ from genstore import BackendUnavailable, OperationRecord, RequestInfo
 from genstore._plugins import register_plugin, unregister_plugin
 from genstore._recording.recorder import Recorder, default_spool_dir
 from genstore._recording.spool import Spool
-from genstore._save_request import SaveRequest
+from genstore._save_request import ResultURL, SaveRequest
 from genstore._store import Store
 from genstore.plugin import BlobInfo, BlobStore
 from hypothesis import given, settings
@@ -184,7 +184,7 @@ call_kwargs: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
         "parameters": json_values,
         "workflow_analysis": json_values,
         "input_images": st.lists(st.binary(max_size=300), max_size=3),
-        "result": st.binary(max_size=300),
+        "results": st.lists(st.binary(max_size=300), max_size=3),
         "error": st.text(),
         "user_id": ids,
         "idempotency_key": st.text(min_size=1, max_size=40),
@@ -212,16 +212,18 @@ def spooled(source: object) -> Path:
 
 def read_sources(request: SaveRequest) -> SaveRequest:
     """``request`` with its spooled source paths replaced by their bytes."""
-    result = None if request.result is None else spooled(request.result).read_bytes()
+    outputs = tuple(
+        o if isinstance(o, ResultURL) else spooled(o).read_bytes() for o in request.outputs
+    )
     images = tuple(spooled(p).read_bytes() for p in request.input_images)
-    return dataclasses.replace(request, input_images=images, result=result)
+    return dataclasses.replace(request, input_images=images, outputs=outputs)
 
 
 @settings(max_examples=60, deadline=None)
-@given(kwargs=call_kwargs, url=st.none() | st.text())
-def test_spooled_requests_round_trip_exactly(kwargs: dict[str, Any], url: str | None) -> None:
-    if url is not None and "result" not in kwargs:
-        kwargs["result_url"] = url
+@given(kwargs=call_kwargs, urls=st.none() | st.lists(st.text(), max_size=3))
+def test_spooled_requests_round_trip_exactly(kwargs: dict[str, Any], urls: list[str] | None) -> None:
+    if urls is not None and "results" not in kwargs:
+        kwargs["result_urls"] = urls
     request = req(kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         spool = Spool(tmp, fsync=False)
@@ -274,7 +276,7 @@ def test_sources_are_moved_when_owned_and_copied_when_not(tmp_path: Path) -> Non
     assert claimed is not None
     images = [spooled(p).read_bytes() for p in claimed.request.input_images]
     assert images == [b"owned body", b"the caller's file", b"owned body"]
-    assert spooled(claimed.request.result).read_bytes() == b"r"
+    assert read_sources(claimed.request).outputs == (b"r",)
 
 
 def test_a_missing_source_file_is_invalid_and_nothing_is_spooled(tmp_path: Path) -> None:
@@ -349,7 +351,7 @@ def test_spool_status_counts_bytes_and_age(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from genstore._recording.spool import Spool
-from genstore._save_request import SaveRequest
+from genstore._save_request import ResultURL, SaveRequest
 spool = Spool(sys.argv[1])
 print("ready", flush=True)
 i = 0

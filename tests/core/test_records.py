@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from genstore import ArtifactRef, ImageRecord, OperationRecord, RequestInfo
+from genstore import SCHEMA_VERSION, ArtifactRef, ImageRecord, OperationRecord, RequestInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -34,6 +35,7 @@ refs = st.builds(
     content_type=st.sampled_from(["image/png", "video/mp4"]),
     width=st.none() | st.integers(1, 10_000),
     height=st.none() | st.integers(1, 10_000),
+    source_url=st.none() | st.text(max_size=60),
 )
 
 
@@ -44,7 +46,10 @@ refs = st.builds(
     prompt=st.none() | st.text(),
     created=datetimes,
     inputs=st.lists(refs, max_size=3),
-    result=st.none() | refs,
+    results=st.lists(refs, max_size=4),
+    status=st.sampled_from(["pending", "succeeded", "failed"]),
+    job_id=st.none() | st.text(min_size=1, max_size=30),
+    completed=st.none() | datetimes,
     duration=st.none() | st.floats(0, 1e9),
     status_code=st.none() | st.integers(100, 599),
 )
@@ -54,27 +59,68 @@ def test_operation_record_json_round_trip_is_exact(
     prompt: str | None,
     created: datetime,
     inputs: list[ArtifactRef],
-    result: ArtifactRef | None,
+    results: list[ArtifactRef],
+    status: str,
+    job_id: str | None,
+    completed: datetime | None,
     duration: float | None,
     status_code: int | None,
 ) -> None:
     record = OperationRecord(
         operation_id="20250101_01JGB0000000000000000000XX",
         operation_type="text_to_image",
-        status="failed",
+        status=status,
         prompt=prompt,
         parameters=parameters,
         workflow_analysis=analysis,
         inputs=inputs,
-        result=result,
+        results=results,
         created_at=created,
         duration_ms=duration,
         request=RequestInfo(route="/api/x", method="POST", status_code=status_code),
+        job_id=job_id,
+        completed_at=completed,
     )
     back = OperationRecord.model_validate_json(record.model_dump_json())
     assert back == record
+    assert back.schema_version == SCHEMA_VERSION == 2
     assert back.created_at.tzinfo == UTC
     assert back.created_at == created
+    assert back.result == (results[0] if results else None)
+
+
+@settings(max_examples=100)
+@given(result=st.none() | refs, source=st.none() | st.text(max_size=40), created=datetimes)
+def test_version_1_records_read_as_version_2(
+    result: ArtifactRef | None, source: str | None, created: datetime
+) -> None:
+    v1 = {
+        "schema_version": 1,
+        "operation_id": "20250101_01JGB0000000000000000000XX",
+        "operation_type": "text_to_image",
+        "status": "succeeded",
+        "result": None if result is None else result.model_dump(mode="json", exclude={"source_url"}),
+        "result_source_url": source,
+        "created_at": created.isoformat(),
+    }
+    record = OperationRecord.model_validate_json(json.dumps(v1))
+    assert record.schema_version == 2
+    expected = [] if result is None else [result.model_copy(update={"source_url": None})]
+    assert record.results == expected and record.result_source_url == source
+    assert OperationRecord.model_validate_json(record.model_dump_json()) == record
+
+
+def test_result_and_results_together_are_refused() -> None:
+    ref = ArtifactRef(key="k", sha256="0" * 64, size=1, content_type="image/png")
+    with pytest.raises(ValidationError):
+        OperationRecord(
+            operation_id="x",
+            operation_type="t",
+            status="succeeded",
+            result=ref,
+            results=[ref],
+            created_at=datetime.now(UTC),
+        )
 
 
 @given(metadata=st.dictionaries(st.text(max_size=10), json_values, max_size=5), when=datetimes)
@@ -115,4 +161,4 @@ def test_naive_datetimes_are_taken_as_utc() -> None:
         created_at=datetime(2025, 6, 18, 12, 0),
     )
     assert record.created_at == datetime(2025, 6, 18, 12, 0, tzinfo=UTC)
-    assert record.schema_version == 1
+    assert record.schema_version == 2

@@ -1,7 +1,7 @@
 """Key naming: the same layout on every backend.
 
 operations/YYYYMMDD/<operation_id>.json        the record (written last: the commit point)
-operations/YYYYMMDD/<operation_id>_out.<ext>   the result
+operations/YYYYMMDD/<operation_id>_out.<ext>   the first result; ``_out-<n>.<ext>`` the n-th after it
 inputs/sha256/<ab>/<sha256>.<ext>              input images, content-addressed
 images/<user_id>/<ts>_generated_<ts>[-n].png   user images (the seed's naming)
 images/<user_id>/<image_id>.json               image records
@@ -35,6 +35,7 @@ IMAGES_PREFIX = "images/"
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _OP_ID = re.compile(r"(\d{8})_[0-9A-Z]{26}")
+_RESULT_STEM = re.compile(r"(\d{8}_[0-9A-Z]{26})_out(?:-[1-9][0-9]{0,5})?")
 
 
 def _ext(ext: str) -> str:
@@ -55,9 +56,13 @@ def operation_record_key(operation_id: str) -> str:
     return f"{OPERATIONS_PREFIX}{_day(operation_id)}/{operation_id}.json"
 
 
-def operation_result_key(operation_id: str, ext: str) -> str:
-    """Key of an operation's stored result."""
-    return f"{OPERATIONS_PREFIX}{_day(operation_id)}/{operation_id}_out.{_ext(ext)}"
+def operation_result_key(operation_id: str, ext: str, index: int = 0) -> str:
+    """Key of an operation's stored result: ``_out`` for the first (``index`` 0), ``_out-<n>`` for
+    the n-th after it, so the keys keep the provider's order."""
+    if not isinstance(index, int) or index < 0:
+        raise InvalidInput("a result index is a non-negative integer")
+    suffix = f"-{index}" if index else ""
+    return f"{OPERATIONS_PREFIX}{_day(operation_id)}/{operation_id}_out{suffix}.{_ext(ext)}"
 
 
 def input_key(sha256: str, ext: str) -> str:
@@ -100,8 +105,9 @@ def parse_key(key: str) -> ParsedKey | None:
         if name.endswith(".json") and _OP_ID.fullmatch(name[:-5]):
             return ParsedKey("operation", operation_id=name[:-5])
         stem, _, ext = name.rpartition(".")
-        if stem.endswith("_out") and _OP_ID.fullmatch(stem[:-4]) and _EXT.fullmatch(ext):
-            return ParsedKey("result", operation_id=stem[:-4])
+        match = _RESULT_STEM.fullmatch(stem)
+        if match and _EXT.fullmatch(ext):
+            return ParsedKey("result", operation_id=match.group(1))
         return None
     if len(parts) == 4 and parts[0] == "inputs" and parts[1] == "sha256":
         stem, _, ext = parts[3].rpartition(".")

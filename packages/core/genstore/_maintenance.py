@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from . import _keys
 from ._history import history_query, iter_history
-from ._records import ImageRecord, OperationRecord
+from ._records import ImageRecord, OperationRecord, OperationStatus
+from ._save_request import Completion
 from ._saving import KnownInputs, marker_key, read_record
 from .exceptions import GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
@@ -26,14 +27,22 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None] | None
 
+NEVER_COMPLETED = Completion(error="never completed")
+"""How ``cleanup`` ends an operation left pending past ``pending_timeout``."""
+
 
 @dataclass
 class CleanupReport:
     """What ``cleanup`` removed (or would remove, on a dry run)."""
 
     operations: int = 0
+    """Operations deleted."""
     inputs: int = 0
+    """Inputs no record references, deleted."""
     bytes: int = 0
+    """Bytes freed."""
+    expired: int = 0
+    """Operations pending longer than ``pending_timeout``, marked failed ("never completed")."""
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,6 +75,8 @@ class VerifyReport:
     """Content-addressed inputs no record uses."""
     corrupt: list[str] = field(default_factory=list)
     """Record keys that are not valid JSON records (never deleted automatically)."""
+    stale_pending: list[str] = field(default_factory=list)
+    """Operations pending longer than ``pending_timeout`` (``cleanup`` marks them failed)."""
     fixed: bool = False
 
     @property
@@ -76,6 +87,7 @@ class VerifyReport:
             or self.stale_index
             or self.unreferenced_inputs
             or self.corrupt
+            or self.stale_pending
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,10 +113,26 @@ class _Scan:
 class Maintenance:
     """Store-wide work on ``blobs`` and ``catalog``; forgets deleted inputs in ``known_inputs``."""
 
-    def __init__(self, blobs: BlobStore, catalog: Catalog, known_inputs: KnownInputs) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        catalog: Catalog,
+        known_inputs: KnownInputs,
+        *,
+        complete: Callable[[str, Completion], object],
+        pending_timeout: timedelta,
+    ) -> None:
         self.blobs = blobs
         self.catalog = catalog
         self.known_inputs = known_inputs
+        self._complete = complete
+        self.pending_timeout = pending_timeout
+
+    def _stale_pending(self) -> list[OperationRecord]:
+        """Operations still pending ``pending_timeout`` after they were started."""
+        cutoff = datetime.now(UTC) - self.pending_timeout
+        query = history_query(status=OperationStatus.PENDING.value, until=cutoff, limit=500)
+        return list(iter_history(self.catalog, query))
 
     # -- single records -------------------------------------------------------------------------
 
@@ -118,8 +146,8 @@ class Maintenance:
         record = self.get_operation(operation_id)
         self.catalog.delete_operation(operation_id)
         self.blobs.delete(_keys.operation_record_key(operation_id))
-        if record.result is not None:
-            self.blobs.delete(record.result.key)
+        for ref in record.results:
+            self.blobs.delete(ref.key)
         if record.idempotency_key is not None:
             self.blobs.delete(marker_key(record.idempotency_key))
 
@@ -190,11 +218,15 @@ class Maintenance:
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise InvalidInput("older_than must be a non-negative timedelta")
         report = CleanupReport(dry_run=dry_run)
+        for stale in self._stale_pending():
+            report.expired += 1
+            if not dry_run:
+                self._complete(stale.operation_id, NEVER_COMPLETED)
         cutoff = datetime.now(UTC) - older_than
         old = list(iter_history(self.catalog, history_query(until=cutoff, limit=500)))
         for record in old:
             report.operations += 1
-            report.bytes += record.result.size if record.result else 0
+            report.bytes += sum(ref.size for ref in record.results)
             if not dry_run:
                 try:
                     self.delete_operation(record.operation_id)
@@ -241,7 +273,8 @@ class Maintenance:
 
     def repair(self, *, grace: timedelta) -> VerifyReport:
         """``verify``, then fix what it found: delete orphans and unreferenced inputs, index what
-        the catalog lacks, drop rows whose record is gone, sweep the backend's temporaries."""
+        the catalog lacks, drop rows whose record is gone, mark stale pending operations failed,
+        sweep the backend's temporaries."""
         scan = self._scan(grace)
         report = scan.report
         for key in report.orphan_blobs:
@@ -252,6 +285,8 @@ class Maintenance:
             self.catalog.upsert_operation(scan.records[op_id])
         for pair in scan.unindexed_images:
             self.catalog.upsert_image(scan.images[pair])
+        for operation_id in report.stale_pending:
+            self._complete(operation_id, NEVER_COMPLETED)
         for entry in report.stale_index:
             if "/" in entry:
                 self.catalog.delete_image(*entry.split("/", 1))
@@ -290,7 +325,7 @@ class Maintenance:
                 report.corrupt.append(key)
             else:
                 images[(image.user_id, image.image_id)] = image
-        used = {r.result.key for r in records.values() if r.result is not None}
+        used = {ref.key for r in records.values() for ref in r.results}
         used |= {image.key for image in images.values()}
         report.orphan_blobs = sorted(
             key
@@ -303,6 +338,7 @@ class Maintenance:
             for info in self.blobs.list(_keys.INPUTS_PREFIX)
             if info.key not in used_inputs and _old_enough(info.modified, grace)
         )
+        report.stale_pending = [r.operation_id for r in self._stale_pending()]
         return self._compare_index(report, records, images, corrupt_ids)
 
     def _compare_index(
@@ -356,7 +392,7 @@ EXPORT_COLUMNS = (
     "status",
     "user_id",
     "prompt",
-    "result_key",
+    "result_keys",
     "result_source_url",
     "result_error",
     "error",
@@ -374,7 +410,7 @@ def _csv_row(record: OperationRecord) -> list[Any]:
         record.status.value,
         record.user_id or "",
         record.prompt or "",
-        record.result.key if record.result else "",
+        " ".join(ref.key for ref in record.results),
         record.result_source_url or "",
         record.result_error or "",
         record.error or "",

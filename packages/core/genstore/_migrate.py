@@ -143,7 +143,7 @@ class _Migration:
     def learn(self, key: str, record: OperationRecord | ImageRecord | None) -> None:
         if isinstance(record, OperationRecord):
             self.operations[key] = record
-            for ref in [*record.inputs, *([record.result] if record.result else [])]:
+            for ref in [*record.inputs, *record.results]:
                 self.checksums[ref.key] = ref.sha256
                 self.content_types[ref.key] = ref.content_type
         elif isinstance(record, ImageRecord):
@@ -159,7 +159,7 @@ class _Migration:
         """The artefacts a record names."""
         op = self.operations.get(key)
         if op is not None:
-            return [r.key for r in op.inputs] + ([op.result.key] if op.result else [])
+            return [r.key for r in op.inputs] + [r.key for r in op.results]
         image = self.images.get(key)
         return [image.key] if image is not None else []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 __all__ = ["StoreOptions"]
 
@@ -25,3 +26,6 @@ class StoreOptions:
     """Seconds an input this store wrote or found is trusted to exist without asking the
     backend again (0: ask on every save). A ``cleanup`` in another process that deletes it is
     noticed after at most this long; one in this store, at once."""
+    pending_timeout: timedelta = timedelta(hours=24)
+    """How long a started operation may stay pending before ``verify`` reports it and
+    ``cleanup`` marks it failed ("never completed")."""

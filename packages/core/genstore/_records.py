@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 __all__ = [
+    "IMAGE_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "ArtifactRef",
     "ImageRecord",
@@ -23,8 +24,12 @@ __all__ = [
     "UTCDateTime",
 ]
 
-SCHEMA_VERSION = 1
-"""Written into every record; bumped when a stored field changes meaning."""
+SCHEMA_VERSION = 2
+"""Written into every operation record; bumped when a stored field changes meaning. Version 1
+records (one ``result``) read as version 2 (``results == [result]``)."""
+
+IMAGE_SCHEMA_VERSION = 1
+"""Written into every image record."""
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -69,8 +74,9 @@ class OperationType(StrEnum):
 
 
 class OperationStatus(StrEnum):
-    """Whether the generation itself succeeded (as the caller said)."""
+    """Whether the generation succeeded (as the caller said), or is still running."""
 
+    PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
@@ -103,6 +109,8 @@ class ArtifactRef(_Record):
     """Pixel width, for images."""
     height: int | None = None
     """Pixel height, for images."""
+    source_url: str | None = None
+    """Where it was downloaded from, signing parameters removed (None for bytes handed over)."""
 
 
 class RequestInfo(_Record):
@@ -126,19 +134,21 @@ class OperationRecord(_Record):
     operation_type: str
     """An ``OperationType`` value or any other string (detected workflow types)."""
     status: OperationStatus
-    """``failed`` when the caller passed an error, else ``succeeded``."""
+    """``failed`` when the caller passed an error, ``pending`` until a started operation is
+    completed, else ``succeeded``."""
     prompt: str | None = None
     """The prompt, as given."""
     parameters: StrictJson = None
     """Every other parameter: any JSON, no length cap."""
     inputs: list[ArtifactRef] = Field(default_factory=list)
     """Input images, stored content-addressed."""
-    result: ArtifactRef | None = None
-    """The stored copy of the result."""
+    results: list[ArtifactRef] = Field(default_factory=list)
+    """Stored copies of every output, in the provider's order."""
     result_source_url: str | None = None
-    """The provider URL the result was downloaded from."""
+    """The URL the first output was downloaded from, signing parameters removed."""
     result_error: str | None = None
-    """Why the result could not be stored (the record is saved all the same)."""
+    """Which outputs could not be stored and why, or that a success carried none (the record is
+    saved all the same)."""
     workflow_analysis: StrictJson = None
     """Workflow analysis data, if the caller had any."""
     error: str | None = None
@@ -153,12 +163,36 @@ class OperationRecord(_Record):
     """The HTTP request, when recorded by the middleware."""
     idempotency_key: str | None = None
     """Retries carrying the same key land on the same record."""
+    job_id: str | None = None
+    """The provider's or the application's job id, for operations that finish later."""
+    completed_at: UTCDateTime | None = None
+    """When a started operation was completed (UTC); None for operations saved whole."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_version_1(cls, data: Any) -> Any:
+        """A version-1 record (or a caller) giving one ``result`` means ``results == [result]``."""
+        if isinstance(data, dict) and "result" in data:
+            data = dict(data)
+            first = data.pop("result")
+            if "results" in data and first is not None:
+                raise ValueError("give result or results, not both")
+            if "results" not in data:
+                data["results"] = [] if first is None else [first]
+            if data.get("schema_version") == 1:
+                data["schema_version"] = SCHEMA_VERSION
+        return data
+
+    @property
+    def result(self) -> ArtifactRef | None:
+        """The first of ``results`` (what version 1 called the result), or None."""
+        return self.results[0] if self.results else None
 
 
 class ImageRecord(_Record):
     """A user's image, as the images service of the seed keeps it."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = IMAGE_SCHEMA_VERSION
     """Version of this record's layout."""
     image_id: str
     """Unique id of the image."""
@@ -221,6 +255,6 @@ class SaveResult(BaseModel):
     """False when an idempotency key matched an existing record, which is returned unchanged."""
 
     @property
-    def status(self) -> Literal["succeeded", "failed"]:
+    def status(self) -> Literal["pending", "succeeded", "failed"]:
         """The operation's status."""
-        return "failed" if self.record.status is OperationStatus.FAILED else "succeeded"
+        return self.record.status.value

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias, Union
 
 from pydantic import JsonValue, ValidationError
 
@@ -20,10 +20,22 @@ from ._records import RequestInfo
 from ._sources import Source
 from .exceptions import InvalidInput
 
-__all__ = ["MAX_IDEMPOTENCY_KEY", "SaveRequest", "error_text"]
+__all__ = ["MAX_IDEMPOTENCY_KEY", "Completion", "Output", "ResultURL", "SaveRequest", "error_text"]
 
 MAX_TYPE_LENGTH = 128
 MAX_IDEMPOTENCY_KEY = 512
+MAX_JOB_ID = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ResultURL:
+    """An output to download (a provider's URL, or a ``data:`` URL), as opposed to a local path."""
+
+    url: str
+
+
+Output: TypeAlias = Union[ResultURL, Source]  # noqa: UP007 - Source holds a string forward ref
+"""One output of an operation: a URL to download, or the bytes/path/file/PIL image itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +50,8 @@ class SaveRequest:
     """Any JSON: the generation's settings."""
     input_images: tuple[Source, ...] = ()
     """Input images: bytes, paths, file objects or PIL images."""
-    result_url: str | None = None
-    """Where the result can be downloaded (the saver downloads it)."""
-    result: Source | None = None
-    """The result itself (instead of ``result_url``)."""
+    outputs: tuple[Output, ...] = ()
+    """Every output, in the provider's order: URLs to download, or the outputs themselves."""
     workflow_analysis: JsonValue = None
     """Any JSON the application adds about the workflow."""
     error: str | None = None
@@ -56,6 +66,15 @@ class SaveRequest:
     """The HTTP route that ran it, when recorded by the middleware."""
     created_at: datetime | None = None
     """When the operation happened (default: the time in its id)."""
+    job_id: str | None = None
+    """The provider's or the application's job id (for an operation completed later)."""
+    pending: bool = False
+    """Started, not finished: saved ``pending`` until ``complete_operation``."""
+
+    @property
+    def result_urls(self) -> list[str]:
+        """The outputs that are URLs."""
+        return [o.url for o in self.outputs if isinstance(o, ResultURL)]
 
     @classmethod
     def build(
@@ -67,6 +86,9 @@ class SaveRequest:
         input_images: Sequence[Source] = (),
         result_url: str | None = None,
         result: Source | None = None,
+        result_urls: Sequence[str] | None = None,
+        results: Sequence[Source] | None = None,
+        outputs: Sequence[Output] | None = None,
         workflow_analysis: JsonValue = None,
         error: str | BaseException | None = None,
         user_id: str | None = None,
@@ -74,26 +96,25 @@ class SaveRequest:
         duration_ms: float | None = None,
         request: RequestInfo | dict[str, Any] | None = None,
         created_at: datetime | None = None,
+        job_id: str | None = None,
+        pending: bool = False,
     ) -> SaveRequest:
-        """Check and normalise a save's arguments; ``InvalidInput`` names the first bad one."""
+        """Check and normalise a save's arguments; ``InvalidInput`` names the first bad one.
+
+        The outputs come from exactly one of ``result``, ``result_url``, ``results``,
+        ``result_urls`` or ``outputs`` (mixed, in order, URLs as ``ResultURL``).
+        """
         _check_type(operation_type)
         if user_id is not None:
             check_id(user_id, "user_id")
         if prompt is not None and not isinstance(prompt, str):
             raise InvalidInput("prompt must be a string")
-        if result is not None and result_url is not None:
-            raise InvalidInput("give result or result_url, not both")
-        if isinstance(input_images, (bytes, str)) or not isinstance(input_images, Sequence):
-            raise InvalidInput("input_images must be a list of images")
-        if result_url is not None and not isinstance(result_url, str):
-            raise InvalidInput("result_url must be a string")
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str)
-            or not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
-        ):
-            raise InvalidInput(
-                f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters"
-            )
+        _check_list(input_images, "input_images")
+        found = _outputs(result, result_url, results, result_urls, outputs)
+        if pending and found:
+            raise InvalidInput("a started (pending) operation has no results yet")
+        _check_key(job_id, "job_id", MAX_JOB_ID)
+        _check_key(idempotency_key, "idempotency_key", MAX_IDEMPOTENCY_KEY)
         if created_at is not None and not isinstance(created_at, datetime):
             raise InvalidInput("created_at must be a datetime")
         return cls(
@@ -101,8 +122,7 @@ class SaveRequest:
             prompt=prompt,
             parameters=parameters,
             input_images=tuple(_snapshot(image) for image in input_images),
-            result_url=result_url,
-            result=None if result is None else _snapshot(result),
+            outputs=found,
             workflow_analysis=workflow_analysis,
             error=error_text(error),
             user_id=user_id,
@@ -110,6 +130,8 @@ class SaveRequest:
             duration_ms=duration_ms,
             request=_request_info(request),
             created_at=created_at,
+            job_id=job_id,
+            pending=bool(pending),
         )
 
     def for_later(self) -> SaveRequest:
@@ -121,6 +143,37 @@ class SaveRequest:
         if self.created_at is None:
             changes["created_at"] = datetime.now(UTC)
         return dataclasses.replace(self, **changes) if changes else self
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """How a started operation ended: its outputs, or its error. Make it with ``build``."""
+
+    outputs: tuple[Output, ...] = ()
+    """Every output, in the provider's order."""
+    error: str | None = None
+    """Why it failed (its presence marks the record failed)."""
+    duration_ms: float | None = None
+    """How long it took (default: from its creation until now)."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        result_url: str | None = None,
+        result: Source | None = None,
+        result_urls: Sequence[str] | None = None,
+        results: Sequence[Source] | None = None,
+        outputs: Sequence[Output] | None = None,
+        error: str | BaseException | None = None,
+        duration_ms: float | None = None,
+    ) -> Completion:
+        """Check a completion's arguments (the outputs as for ``SaveRequest.build``)."""
+        return cls(
+            outputs=_outputs(result, result_url, results, result_urls, outputs),
+            error=error_text(error),
+            duration_ms=duration_ms,
+        )
 
 
 def error_text(error: str | BaseException | None) -> str | None:
@@ -139,6 +192,52 @@ def _check_type(operation_type: object) -> None:
         raise InvalidInput("operation_type must be a non-empty string")
     if len(operation_type) > MAX_TYPE_LENGTH or any(ord(c) < 32 for c in operation_type):
         raise InvalidInput(f"operation_type must be at most {MAX_TYPE_LENGTH} printable characters")
+
+
+def _check_list(value: object, name: str) -> None:
+    if isinstance(value, (bytes, str)) or not isinstance(value, Sequence):
+        raise InvalidInput(f"{name} must be a list")
+
+
+def _check_key(value: object, name: str, longest: int) -> None:
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= longest):
+        raise InvalidInput(f"{name} must be a string of 1 to {longest} characters")
+
+
+def _outputs(
+    result: Source | None,
+    result_url: str | None,
+    results: Sequence[Source] | None,
+    result_urls: Sequence[str] | None,
+    outputs: Sequence[Output] | None,
+) -> tuple[Output, ...]:
+    given = [
+        name
+        for name, value in (
+            ("result", result),
+            ("result_url", result_url),
+            ("results", results),
+            ("result_urls", result_urls),
+            ("outputs", outputs),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise InvalidInput(f"give one of {', '.join(given)}, not several")
+    if result_url is not None or result_urls is not None:
+        urls = [result_url] if result_url is not None else result_urls
+        _check_list(urls, "result_urls")
+        assert urls is not None
+        if not all(isinstance(url, str) for url in urls):
+            raise InvalidInput("result URLs must be strings")
+        return tuple(ResultURL(url) for url in urls)
+    if result is not None:
+        return (_snapshot(result),)
+    items = results if results is not None else outputs
+    if items is None:
+        return ()
+    _check_list(items, "results")
+    return tuple(o if isinstance(o, ResultURL) else _snapshot(o) for o in items)
 
 
 def _request_info(request: RequestInfo | dict[str, Any] | None) -> RequestInfo | None:

@@ -16,8 +16,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -27,9 +27,10 @@ from ._ids import new_operation_id, ulid_time
 from ._options import StoreOptions
 from ._plugins import get_plugin_manager
 from ._records import ArtifactRef, OperationRecord, OperationStatus, SaveResult
-from ._save_request import SaveRequest
+from ._save_request import Completion, Output, ResultURL, SaveRequest
 from ._sniff import extension_for, sniff_content_type
-from ._sources import Payload, Source, image_size, prepare
+from ._sources import Payload, Source, decode_data_url, image_size, prepare
+from ._url import public_url
 from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
@@ -78,32 +79,73 @@ class Saver:
             return self._http
 
     def save(self, request: SaveRequest) -> SaveResult:
-        """Write the inputs and result, commit the record, index it, run the hooks.
+        """Write the inputs and outputs, commit the record, index it, run the hooks.
 
-        With an idempotency key already used, the first record is returned (``created=False``).
+        With an idempotency key (or a started job's id) already used, the first record is
+        returned (``created=False``).
         """
-        operation_id, id_time, existing = self._operation_id(request.idempotency_key)
+        operation_id, id_time, existing = self._operation_id(request)
         if existing is not None:
             return SaveResult(operation_id=existing.operation_id, record=existing, created=False)
         fields = self._checked_fields(request, operation_id, id_time)
         fields["inputs"] = [self._store_input(src) for src in request.input_images]
-        if request.result is not None:
-            fields["result"] = self._store_result(operation_id, request.result)
-        elif request.result_url is not None:
-            fields["result"], fields["result_error"] = self._download_result(
-                operation_id, request.result_url
-            )
-        record = self._before_save(OperationRecord.model_validate(fields))
+        fields.update(self._store_outputs(operation_id, request.outputs))
+        return self._finish(OperationRecord.model_validate(fields), created=True)
+
+    def complete(self, operation_id: str, completion: Completion) -> SaveResult:
+        """Finish a pending operation: store its outputs, then replace its record atomically.
+
+        A record no longer pending is returned unchanged (``created=False``): a webhook resent
+        or a poll seen twice changes nothing. ``NotFound`` if there is no such operation.
+        """
+        record = self.committed(operation_id)
+        if record.status is not OperationStatus.PENDING:
+            return SaveResult(operation_id=operation_id, record=record, created=False)
+        now = datetime.now(UTC)
+        fields = record.model_dump()
+        fields.update(self._store_outputs(operation_id, completion.outputs))
+        fields["status"] = OperationStatus.FAILED if completion.error else OperationStatus.SUCCEEDED
+        fields["error"] = completion.error
+        fields["completed_at"] = now
+        fields["duration_ms"] = completion.duration_ms
+        if completion.duration_ms is None:
+            fields["duration_ms"] = (now - record.created_at).total_seconds() * 1000.0
+        try:
+            finished = OperationRecord.model_validate(fields)
+        except ValidationError as exc:
+            raise InvalidInput(_first_error(exc)) from exc
+        return self._finish(finished, created=True)
+
+    def committed(self, operation_id: str) -> OperationRecord:
+        """The indexed record, else the committed JSON record; ``NotFound`` if neither."""
+        record = self.catalog.get_operation(operation_id)
+        return record if record is not None else read_record(self.blobs, operation_id)
+
+    def operation_of_job(self, job_id: str) -> str:
+        """The id of the operation started for ``job_id``; ``NotFound`` if none was."""
+        try:
+            data = self.blobs.read(marker_key(_job_key(job_id)))
+        except NotFound:
+            raise NotFound(f"no operation was started for the job {job_id[:200]!r}") from None
+        return str(json.loads(data)["operation_id"])
+
+    def _finish(self, record: OperationRecord, *, created: bool) -> SaveResult:
+        record = self._before_save(record)
         self._commit(record)
         self._after_save(record)
-        return SaveResult(operation_id=operation_id, record=record)
+        return SaveResult(operation_id=record.operation_id, record=record, created=created)
 
-    def _operation_id(self, key: str | None) -> tuple[str, datetime, OperationRecord | None]:
-        """A fresh id, or the one an idempotency key reserved (and its record, if committed)."""
-        if key is None:
+    def _operation_id(self, request: SaveRequest) -> tuple[str, datetime, OperationRecord | None]:
+        """A fresh id, or the one an idempotency key (or a started job) reserved, with its record
+        if that one was committed."""
+        key = request.idempotency_key
+        job_key = _job_key(request.job_id) if request.pending and request.job_id else None
+        if key is None and job_key is None:
             id_time, operation_id = new_operation_id()
             return operation_id, id_time, None
-        existing, operation_id = self._claim_idempotency(key)
+        existing, operation_id = self._claim_idempotency(key or job_key or "")
+        if key is not None and job_key is not None and existing is None:
+            self._write_marker(marker_key(job_key), operation_id, exclusive=False)
         return operation_id, _time_of(operation_id), existing
 
     @staticmethod
@@ -111,10 +153,11 @@ class Saver:
         request: SaveRequest, operation_id: str, id_time: datetime
     ) -> dict[str, Any]:
         """The record's own fields, validated before any blob is written: bad JSON loses nothing."""
+        status = OperationStatus.FAILED if request.error else OperationStatus.SUCCEEDED
         fields: dict[str, Any] = {
             "operation_id": operation_id,
             "operation_type": request.operation_type,
-            "status": OperationStatus.FAILED if request.error else OperationStatus.SUCCEEDED,
+            "status": OperationStatus.PENDING if request.pending else status,
             "prompt": request.prompt,
             "parameters": request.parameters,
             "workflow_analysis": request.workflow_analysis,
@@ -124,7 +167,7 @@ class Saver:
             "duration_ms": request.duration_ms,
             "request": request.request,
             "idempotency_key": request.idempotency_key,
-            "result_source_url": request.result_url,
+            "job_id": request.job_id,
         }
         try:
             OperationRecord.model_validate(fields)
@@ -132,17 +175,43 @@ class Saver:
             raise InvalidInput(_first_error(exc)) from exc
         return fields
 
+    def _store_outputs(self, operation_id: str, outputs: Sequence[Output]) -> dict[str, Any]:
+        """Store every output under its index's key; one failing keeps the others.
+
+        Returns the record fields ``results``, ``result_error`` and ``result_source_url``.
+        """
+        results: list[ArtifactRef] = []
+        errors: list[str] = []
+        for index, output in enumerate(outputs):
+            try:
+                results.append(self._store_output(operation_id, index, output))
+            except _OutputFailed as exc:
+                where = f"output {index + 1} of {len(outputs)}: " if len(outputs) > 1 else ""
+                errors.append(where + str(exc))
+        # A data: URL is the output itself, not where it came from: never kept as a source.
+        urls = [o.url for o in outputs if isinstance(o, ResultURL) and not _is_data(o.url)]
+        return {
+            "results": results,
+            "result_error": "; ".join(errors) or None,
+            "result_source_url": public_url(urls[0]) if urls else None,
+        }
+
+    def _store_output(self, operation_id: str, index: int, output: Output) -> ArtifactRef:
+        if isinstance(output, ResultURL):
+            decoded = decode_data_url(output.url)
+            if decoded is not None:
+                return self._store_result(operation_id, index, decoded[0])
+            if _is_data(output.url):
+                raise _OutputFailed("a data: URL that cannot be decoded")
+            return self._download_result(operation_id, index, output.url)
+        return self._store_result(operation_id, index, output)
+
     def _claim_idempotency(self, key: str) -> tuple[OperationRecord | None, str]:
         """Reserve an operation id for ``key`` across processes (an exclusive marker blob)."""
         marker = marker_key(key)
         _, operation_id = new_operation_id()
         try:
-            self.blobs.write(
-                marker,
-                [json.dumps({"operation_id": operation_id}).encode()],
-                content_type="application/json",
-                exclusive=True,
-            )
+            self._write_marker(marker, operation_id, exclusive=True)
             return None, operation_id
         except AlreadyExists:
             pass
@@ -159,6 +228,10 @@ class Saver:
         self._index(committed)
         return committed, claimed
 
+    def _write_marker(self, marker: str, operation_id: str, *, exclusive: bool) -> None:
+        document = json.dumps({"operation_id": operation_id}).encode()
+        self.blobs.write(marker, [document], content_type="application/json", exclusive=exclusive)
+
     def _store_input(self, source: Source) -> ArtifactRef:
         payload = prepare(source, limit=self.options.max_input_bytes, what="input image")
         try:
@@ -173,20 +246,19 @@ class Saver:
         finally:
             payload.close()
 
-    def _store_result(self, operation_id: str, source: Source) -> ArtifactRef:
+    def _store_result(self, operation_id: str, index: int, source: Source) -> ArtifactRef:
         payload = prepare(
             source, limit=self.options.max_result_bytes, what="result", defer_hash=True
         )
         try:
-            key = _keys.operation_result_key(operation_id, extension_for(payload.content_type))
+            ext = extension_for(payload.content_type)
+            key = _keys.operation_result_key(operation_id, ext, index)
             self.blobs.write(key, payload.chunks(), content_type=payload.content_type)
             return _artifact_ref(key, payload)
         finally:
             payload.close()
 
-    def _download_result(
-        self, operation_id: str, url: str
-    ) -> tuple[ArtifactRef | None, str | None]:
+    def _download_result(self, operation_id: str, index: int, url: str) -> ArtifactRef:
         from ._download import DownloadError, open_download
 
         try:
@@ -194,7 +266,8 @@ class Saver:
                 chunks = iter(dl.chunks)
                 first = next(chunks, b"")
                 content_type = sniff_content_type(first[:64], dl.content_type)
-                key = _keys.operation_result_key(operation_id, extension_for(content_type))
+                ext = extension_for(content_type)
+                key = _keys.operation_result_key(operation_id, ext, index)
                 digest = hashlib.sha256()
                 head = bytearray()
 
@@ -207,8 +280,8 @@ class Saver:
 
                 size = self.blobs.write(key, body(), content_type=content_type)
         except DownloadError as exc:
-            logger.warning("operation %s: result not stored: %s", operation_id, exc)
-            return None, str(exc)
+            logger.warning("operation %s: result %d not stored: %s", operation_id, index, exc)
+            raise _OutputFailed(str(exc)) from exc
         width = height = None
         if content_type.startswith("image/"):
             width, height = image_size(io.BytesIO(bytes(head)))
@@ -219,8 +292,9 @@ class Saver:
             content_type=content_type,
             width=width,
             height=height,
+            source_url=public_url(url),
         )
-        return ref, None
+        return ref
 
     def _before_save(self, record: OperationRecord) -> OperationRecord:
         hook = get_plugin_manager().hook.genstore_before_save
@@ -312,6 +386,19 @@ class KnownInputs:
         """``key`` was deleted: ask the backend next time."""
         with self._lock:
             self._seen_at.pop(key, None)
+
+
+class _OutputFailed(Exception):
+    """One output could not be stored; the message goes into ``result_error``."""
+
+
+def _is_data(url: str) -> bool:
+    return url[:5].lower() == "data:"
+
+
+def _job_key(job_id: str) -> str:
+    # Job markers share the idempotency markers' folder; the separator keeps the two apart.
+    return f"job\x1f{job_id}"
 
 
 def _artifact_ref(key: str, payload: Payload) -> ArtifactRef:

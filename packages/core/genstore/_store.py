@@ -19,7 +19,7 @@ from ._maintenance import CleanupReport, Maintenance, ReindexReport, VerifyRepor
 from ._options import StoreOptions
 from ._recording.recorder import Recorder
 from ._records import ArtifactRef, OperationRecord, Page, RequestInfo, SaveResult
-from ._save_request import SaveRequest
+from ._save_request import Completion, SaveRequest
 from ._saving import KnownInputs, Saver
 from ._sources import Source
 from .exceptions import InvalidInput
@@ -44,7 +44,13 @@ class Store:
         self.options = options or StoreOptions()
         self._known_inputs = KnownInputs(self.options.known_inputs_ttl)
         self._saver = Saver(blobs, catalog, self.options, self._known_inputs)
-        self._maintenance = Maintenance(blobs, catalog, self._known_inputs)
+        self._maintenance = Maintenance(
+            blobs,
+            catalog,
+            self._known_inputs,
+            complete=self._saver.complete,
+            pending_timeout=self.options.pending_timeout,
+        )
         self._lock = threading.Lock()
         self._recorder: Recorder | None = None
         self._images: ImagesAPI | None = None
@@ -108,6 +114,8 @@ class Store:
         input_images: Sequence[Source] = (),
         result_url: str | None = None,
         result: Source | None = None,
+        result_urls: Sequence[str] | None = None,
+        results: Sequence[Source] | None = None,
         workflow_analysis: JsonValue = None,
         error: str | BaseException | None = None,
         user_id: str | None = None,
@@ -115,13 +123,16 @@ class Store:
         duration_ms: float | None = None,
         request: RequestInfo | dict[str, Any] | None = None,
         created_at: datetime | None = None,
+        job_id: str | None = None,
     ) -> SaveResult:
-        """Save one operation with its inputs and result; the record is committed last.
+        """Save one operation with its inputs and outputs; the record is committed last.
 
-        ``error`` marks the operation failed (it is saved all the same). A ``result_url`` is
-        downloaded into the store; if it cannot be (404, timeout, too large) the record is still
-        saved with ``result_error`` saying why. The same ``idempotency_key`` twice returns the first
-        record with ``created=False``.
+        The outputs are one of ``result``/``results`` (bytes, paths, files, PIL images) or
+        ``result_url``/``result_urls``, kept in that order (``record.results``; ``record.result``
+        is the first). ``error`` marks the operation failed (it is saved all the same). URLs are
+        downloaded into the store; one that cannot be (404, timeout, too large) leaves the others
+        stored and the record saved, with ``result_error`` saying which and why. The same
+        ``idempotency_key`` twice returns the first record with ``created=False``.
         """
         return self.save(
             SaveRequest.build(
@@ -131,6 +142,8 @@ class Store:
                 input_images=input_images,
                 result_url=result_url,
                 result=result,
+                result_urls=result_urls,
+                results=results,
                 workflow_analysis=workflow_analysis,
                 error=error,
                 user_id=user_id,
@@ -138,8 +151,95 @@ class Store:
                 duration_ms=duration_ms,
                 request=request,
                 created_at=created_at,
+                job_id=job_id,
             )
         )
+
+    def start_operation(
+        self,
+        *,
+        operation_type: str,
+        prompt: str | None = None,
+        parameters: JsonValue = None,
+        input_images: Sequence[Source] = (),
+        workflow_analysis: JsonValue = None,
+        user_id: str | None = None,
+        job_id: str | None = None,
+        idempotency_key: str | None = None,
+        request: RequestInfo | dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+    ) -> SaveResult:
+        """Save an operation that finishes later (a provider job), with status ``pending``.
+
+        Finish it with ``complete_operation``, by its id or by ``job_id``. Starting the same
+        ``job_id`` (or ``idempotency_key``) again returns the first record (``created=False``).
+        """
+        return self.save(
+            SaveRequest.build(
+                operation_type=operation_type,
+                prompt=prompt,
+                parameters=parameters,
+                input_images=input_images,
+                workflow_analysis=workflow_analysis,
+                user_id=user_id,
+                job_id=job_id,
+                idempotency_key=idempotency_key,
+                request=request,
+                created_at=created_at,
+                pending=True,
+            )
+        )
+
+    def complete_operation(
+        self,
+        operation_id: str | None = None,
+        *,
+        job_id: str | None = None,
+        result_url: str | None = None,
+        result: Source | None = None,
+        result_urls: Sequence[str] | None = None,
+        results: Sequence[Source] | None = None,
+        error: str | BaseException | None = None,
+        duration_ms: float | None = None,
+    ) -> SaveResult:
+        """Finish a started operation (by its id, or by the ``job_id`` it was started with):
+        store its outputs, or its ``error``, and replace its record atomically.
+
+        Idempotent: completing an operation that is no longer pending changes nothing and
+        returns the stored record (``created=False``). ``NotFound`` for an unknown id or job.
+        ``duration_ms`` defaults to the time since the operation was started.
+        """
+        completion = Completion.build(
+            result_url=result_url,
+            result=result,
+            result_urls=result_urls,
+            results=results,
+            error=error,
+            duration_ms=duration_ms,
+        )
+        return self._saver.complete(self._operation_to_complete(operation_id, job_id), completion)
+
+    def _operation_to_complete(self, operation_id: str | None, job_id: str | None) -> str:
+        if (operation_id is None) == (job_id is None):
+            raise InvalidInput("give the operation_id or the job_id of the operation to complete")
+        if operation_id is not None:
+            check_id(operation_id, "operation_id")
+            return operation_id
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidInput("job_id must be a non-empty string")
+        return self._saver.operation_of_job(job_id)
+
+    async def astart_operation(self, **kwargs: Any) -> SaveResult:
+        """``start_operation`` for async code: runs in a worker thread."""
+        call = functools.partial(self.start_operation, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+
+    async def acomplete_operation(
+        self, operation_id: str | None = None, **kwargs: Any
+    ) -> SaveResult:
+        """``complete_operation`` for async code: runs in a worker thread."""
+        call = functools.partial(self.complete_operation, operation_id, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
 
     def save(self, request: SaveRequest) -> SaveResult:
         """Save a checked ``SaveRequest`` (what ``save_complete_operation`` builds)."""
@@ -185,7 +285,7 @@ class Store:
         return self._maintenance.get_operation(operation_id)
 
     def delete_operation(self, operation_id: str) -> None:
-        """Remove an operation's record and result; shared inputs stay until ``cleanup``."""
+        """Remove an operation's record and results; shared inputs stay until ``cleanup``."""
         check_id(operation_id, "operation_id")
         self._maintenance.delete_operation(operation_id)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from genstore._recording.rules import RESULT_FIELDS, error_message
+from genstore._sources import decode_data_url
 
 __all__ = [
     "RESULT_FIELDS",
@@ -80,21 +78,3 @@ def resolve_url(value: str, base_url: str) -> str | None:
     if value.startswith("/") and not value.startswith("//"):
         return base_url.rstrip("/") + value
     return None
-
-
-def decode_data_url(value: str) -> tuple[bytes, str] | None:
-    """The bytes and media type of a ``data:`` URL, or None if it is not a valid one."""
-    if not value.startswith("data:"):
-        return None
-    header, sep, payload = value[5:].partition(",")
-    if not sep:
-        return None
-    media_type, _, options = header.partition(";")
-    try:
-        if options.split(";")[-1].strip().lower() == "base64":
-            data = base64.b64decode(payload, validate=False)
-        else:
-            data = unquote_to_bytes(payload)
-    except (binascii.Error, ValueError):
-        return None
-    return data, (media_type.strip().lower() or "application/octet-stream")

@@ -51,7 +51,8 @@ def _result(record: OperationRecord) -> Text:
     if record.result is not None:
         ref = record.result
         size = f" {ref.width}x{ref.height}" if ref.width and ref.height else ""
-        return _cut(f"{ref.content_type}{size} {decimal(ref.size)}")
+        more = f" (+{len(record.results) - 1} more)" if len(record.results) > 1 else ""
+        return _cut(f"{ref.content_type}{size} {decimal(ref.size)}{more}")
     if record.result_error:
         return _cut(f"not stored: {short(record.result_error, 80)}", "yellow")
     return _cut("-", "dim")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._ids import new_ulid, ulid_time
-from .._save_request import SaveRequest
+from .._save_request import Output, ResultURL, SaveRequest
 from .._sources import is_pil_image
 from ..exceptions import InvalidInput
 
@@ -84,7 +84,7 @@ def encode_request(
 ) -> dict[str, Any]:
     """Write ``request``'s sources into ``folder`` and return the JSON document describing it.
 
-    Sources (``input_images`` items, ``result``) become files: bytes are written, owned paths moved
+    Sources (``input_images`` items, outputs that are not URLs) become files: bytes are written, owned paths moved
     (copied across devices), other paths, file objects and PIL images copied. The creation time
     becomes an ISO string, ``request`` a dict. Raises ``InvalidInput`` for what could never be
     saved (a non-JSON value, a missing source file) and ``OSError`` when the spool's disk fails.
@@ -96,13 +96,16 @@ def encode_request(
             for i, item in enumerate(request.input_images)
         ]
     }
-    if request.result is not None:
-        files["result"] = _write_source(request.result, folder, "result", owned, moved, fsync)
+    outputs = [
+        {"url": output.url}
+        if isinstance(output, ResultURL)
+        else {"file": _write_source(output, folder, f"out-{i}", owned, moved, fsync)}
+        for i, output in enumerate(request.outputs)
+    ]
     fields: dict[str, Any] = {
         "operation_type": request.operation_type,
         "prompt": request.prompt,
         "parameters": request.parameters,
-        "result_url": request.result_url,
         "workflow_analysis": request.workflow_analysis,
         "error": request.error,
         "user_id": request.user_id,
@@ -110,8 +113,10 @@ def encode_request(
         "duration_ms": request.duration_ms,
         "request": None if request.request is None else request.request.model_dump(mode="json"),
         "created_at": None if request.created_at is None else request.created_at.isoformat(),
+        "job_id": request.job_id,
+        "pending": request.pending,
     }
-    doc = {"format": SPOOL_FORMAT, "fields": fields, "files": files}
+    doc = {"format": SPOOL_FORMAT, "fields": fields, "files": files, "outputs": outputs}
     try:
         json.dumps(doc, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -142,7 +147,15 @@ def decode_request(doc: Mapping[str, Any], folder: Path) -> SaveRequest:
             fields[name] = [str(_inside(folder, f)) for f in stored]
         else:
             fields[name] = str(_inside(folder, stored))
+    if version == SPOOL_FORMAT:
+        fields["outputs"] = [_decode_output(item, folder) for item in doc["outputs"]]
     return SaveRequest.build(**fields)
+
+
+def _decode_output(item: Mapping[str, Any], folder: Path) -> Output:
+    if "url" in item:
+        return ResultURL(str(item["url"]))
+    return str(_inside(folder, item["file"]))
 
 
 def _inside(folder: Path, name: object) -> Path:
