@@ -93,9 +93,9 @@ def test_an_unread_openai_stream_is_not_consumed(fake: FakeProviders, openai_cli
 
 @pytest.fixture
 def replicate_client(fake: FakeProviders) -> Any:
-    import replicate
+    from replicate.client import Client
 
-    client = replicate.Client(api_token="r8_test", base_url=fake.url)
+    client = Client(api_token="r8_test", base_url=fake.url)
     client.poll_interval = 0.01  # the fake answers at once; the default 0.5 s only slows the test
     return client
 

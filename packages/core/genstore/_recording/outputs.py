@@ -71,18 +71,24 @@ def _is_relative_url(value: str) -> bool:
 def string_output(value: str, *, base64_field: bool = False) -> Output | None:
     """The output a string stands for, or None.
 
-    An ``http(s)://`` URL or a path-relative URL (``/x``) is a URL; a ``data:`` URL is decoded
-    to bytes; any other string is taken for base64 only when ``base64_field`` (a field that holds
-    base64 by its provider's definition, such as ``b64_json``) or when its first bytes show a
-    known image, video or audio signature (so plain text is never mistaken for content).
+    An ``http(s)://`` URL is a URL; a ``data:`` URL is decoded to bytes; base64 is decoded when
+    ``base64_field`` (a field that holds base64 by its provider's definition, such as
+    ``b64_json``) or when its first bytes show a known image or video signature (so plain text
+    is never mistaken for content); else a path-relative URL (``/x``, not ``//host``) is a URL.
     """
-    if _is_absolute_url(value) or _is_relative_url(value):
+    if _is_absolute_url(value):
         return Output("url", value)
     if value[:5].lower() == "data:":
         decoded = decode_data_url(value)
         return None if decoded is None else Output("bytes", decoded[0], decoded[1])
+    # Base64 may start with "/" (every JPEG's does: "/9j/"), so it is tried before taking the
+    # string for a relative URL; a path never decodes to a media signature.
     media = decode_base64_media(value, require_signature=not base64_field)
-    return None if media is None else Output("bytes", media[0], media[1])
+    if media is not None:
+        return Output("bytes", media[0], media[1])
+    if _is_relative_url(value) and not base64_field:
+        return Output("url", value)
+    return None
 
 
 def decode_data_url(value: str) -> tuple[bytes, str] | None:

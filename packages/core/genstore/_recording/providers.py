@@ -51,6 +51,7 @@ RESULT_KEYS = (
     "videos",
     "video",
     "audio",
+    "audio_file",
     "files",
     "file",
     "sample",
