@@ -164,6 +164,8 @@ class _Walker:
 
 def _leaf(value: Any) -> list[Output] | None:
     """The outputs of a value that holds no other value, or None for containers and objects."""
+    if isinstance(value, (dict, list)):
+        return None
     if value is None or isinstance(value, (bool, int, float)):
         return []
     if isinstance(value, str):
@@ -189,8 +191,10 @@ def _fields(value: Any) -> Mapping[str, Any] | None:
     names: Any = getattr(cls, "model_fields", None)
     if not isinstance(names, Mapping):
         names = getattr(cls, "__fields__", None)  # pydantic v1 models, as some SDKs still ship
-    if isinstance(names, Mapping) and hasattr(value, "__dict__"):
-        fields = {name: getattr(value, name, None) for name in names}
+    stored = getattr(value, "__dict__", None)
+    if isinstance(names, Mapping) and isinstance(stored, Mapping):
+        # Read from __dict__, not getattr: a field pydantic marks deprecated warns when read.
+        fields = {name: stored.get(name) for name in names}
         extra = getattr(value, "model_extra", None)  # what an OpenAI-compatible server added
         if isinstance(extra, Mapping):
             fields.update({k: v for k, v in extra.items() if k not in fields})
@@ -261,7 +265,8 @@ def _call(impl: pluggy.HookImpl, value: object) -> list[Output] | None:
         return None
     found: list[Output] = []
     for item in answer[:MAX_OUTPUTS]:
-        found.extend(builtin_results(item))  # an Output stays itself; a URL or bytes becomes one
+        # A URL, bytes or path a plugin returned becomes an Output as if found by the built-ins.
+        found.extend([item] if isinstance(item, Output) else builtin_results(item))
     return found[:MAX_OUTPUTS]
 
 

@@ -90,8 +90,9 @@ def _as_mapping(value: object) -> Mapping[str, Any] | None:
     names: Any = getattr(type(value), "model_fields", None) or getattr(
         type(value), "__fields__", None
     )
-    if isinstance(names, Mapping) and hasattr(value, "__dict__"):
-        return {name: getattr(value, name, None) for name in names}
+    stored = getattr(value, "__dict__", None)
+    if isinstance(names, Mapping) and isinstance(stored, Mapping):
+        return {name: stored.get(name) for name in names}  # no getattr: deprecated fields warn
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
     return None
