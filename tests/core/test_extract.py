@@ -296,6 +296,10 @@ def test_models_dataclasses_and_objects_with_a_url() -> None:
     assert urls([_FileLike(U3), _FileLike(U4)]) == [U3, U4]
 
 
+def test_an_sdk_item_with_both_gives_its_bytes_as_a_dict_does() -> None:
+    assert contents(_Response(created=1, data=[_Image(url=U1, b64_json=B64)])) == [PNG]
+
+
 def test_a_model_extra_field_is_looked_into() -> None:
     model = _Response.model_validate({"created": 1, "data": [], "images": [{"url": U1}]})
     assert urls(model) == [U1]

@@ -35,6 +35,8 @@ Walk = Callable[[Any], list[Output]]
 Recogniser = Callable[[Mapping[str, Any], Walk], "list[Output] | None"]
 
 RESULT_KEYS = (
+    "b64_json",
+    "base64",
     "resultUrl",
     "result_url",
     "url",
@@ -59,13 +61,12 @@ RESULT_KEYS = (
     "result",
     "results",
     "data",
-    "b64_json",
-    "base64",
 )
 """Keys of an unrecognised object looked at, in order: the first that yields outputs wins (so a
-response naming one result twice, as ``url`` and ``image_url``, gives it once). The first ones
-are those the decorator and the middleware looked at before; fal's ``images``/``image``/
-``video``/``audio`` objects and BFL's ``result.sample`` are found through them."""
+response naming one result twice, as ``url`` and ``image_url``, gives it once). Base64 fields
+come first (they are the content, where a URL expires), then the keys the decorator and the
+middleware looked at before; fal's ``images``/``image``/``video``/``audio`` objects and BFL's
+``result.sample`` are found through the others."""
 
 _BASE64_KEYS = frozenset({"b64_json", "base64"})
 _FAILED_PREDICTION = frozenset({"failed", "canceled", "cancelled"})
