@@ -47,7 +47,7 @@ def test_a_broken_plugin_does_not_stop_the_others(
 
 def test_every_hook_has_a_docstring_saying_when_and_what() -> None:
     hooks = [getattr(hookspecs, n) for n in dir(hookspecs) if n.startswith("genstore_")]
-    assert len(hooks) == 5
+    assert len(hooks) == 6
     for hook in hooks:
         assert hook.__doc__ and hook.__doc__.startswith("Called ")
 

@@ -40,3 +40,11 @@ def genstore_before_save(record: OperationRecord) -> OperationRecord | None:
 @hookspec
 def genstore_after_save(record: OperationRecord) -> None:
     """Called after a record is committed (notify, replicate); errors are logged, never raised."""
+
+
+@hookspec(firstresult=True)
+def genstore_extract_results(value: object) -> list[object] | None:
+    """Called with what a recorded function returned or a route answered (parsed JSON, an SDK
+    object), then with each value nested in it, before the built-in shapes: return its outputs in
+    order (URLs, ``data:`` URLs, bytes, paths, PIL images, binary files), ``[]`` if it is your
+    shape but holds no output yet, or None if it is not your shape."""
