@@ -57,7 +57,10 @@ def make_thumbnail(data: bytes, px: int) -> bytes:
             out = io.BytesIO()
             image.save(out, "WEBP", quality=80, method=4)
             return out.getvalue()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # The warning is raised, not warned, where warnings are errors (as under pytest).
+        raise NotAnImage("the image is too large to thumbnail") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise NotAnImage(f"not a decodable image: {type(exc).__name__}") from None
 
 
