@@ -292,6 +292,16 @@ def test_operation_detail_shows_everything_and_files_download(
         assert "POST /api/video" in text
         video = alice.get(f"/ui/operations/{op}/results/0")
         assert video.headers["content-type"] == "video/webm"
+        assert video.headers["accept-ranges"] == "bytes" and len(video.content) == 68
+        part = alice.get(f"/ui/operations/{op}/results/0", headers={"Range": "bytes=1-3"})
+        assert part.status_code == 206 and part.content == b"\x45\xdf\xa3"
+        assert part.headers["content-range"] == "bytes 1-3/68"
+        beyond = alice.get(f"/ui/operations/{op}/results/0", headers={"Range": "bytes=68-"})
+        assert beyond.status_code == 416 and beyond.headers["content-range"] == "bytes */68"
+        stale = alice.get(
+            f"/ui/operations/{op}/results/0", headers={"Range": "bytes=1-3", "If-Range": '"x"'}
+        )
+        assert stale.status_code == 200 and len(stale.content) == 68
         download = alice.get(f"/ui/operations/{op}/results/0?download=1")
         assert download.headers["content-disposition"].startswith("attachment;")
         assert "provider said no" in alice.get(f"/ui/operations/{failed}").text

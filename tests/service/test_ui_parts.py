@@ -13,7 +13,7 @@ import genstore
 import pytest
 from genstore import ArtifactRef, OperationRecord
 from genstore.exceptions import BackendUnavailable, InvalidInput
-from genstore_asgi.service.ui._files import inline_type
+from genstore_asgi.service.ui._files import Unsatisfiable, inline_type, parse_range
 from genstore_asgi.service.ui._filters import matches_search, parse_filters
 from genstore_asgi.service.ui._session import csrf_token
 from genstore_asgi.service.ui._thumbs import (
@@ -215,3 +215,46 @@ def test_only_types_a_browser_cannot_run_are_shown_inline(
 def test_csrf_tokens_differ_per_session_and_are_stable() -> None:
     assert csrf_token("a") == csrf_token("a") != csrf_token("b")
     assert len(csrf_token("a")) == 64
+
+
+@settings(deadline=None)
+@given(st.integers(0, 600), st.integers(0, 800), st.integers(0, 800))
+def test_a_byte_range_selects_what_python_slicing_selects(size: int, a: int, b: int) -> None:
+    data = bytes(i % 256 for i in range(size))
+    try:
+        got = parse_range(f"bytes={a}-{b}", size)
+    except Unsatisfiable:
+        assert a >= size and b >= a
+        return
+    if b < a:
+        assert got is None
+        return
+    assert got is not None
+    assert data[got[0] : got[1] + 1] == data[a : b + 1] != b""
+
+
+@settings(deadline=None)
+@given(st.integers(0, 600), st.integers(0, 800))
+def test_open_and_suffix_ranges_match_slicing(size: int, n: int) -> None:
+    data = bytes(i % 256 for i in range(size))
+    for header, expected in ((f"bytes={n}-", data[n:]), (f"bytes=-{n}", data[-n:] if n else b"")):
+        try:
+            got = parse_range(header, size)
+        except Unsatisfiable:
+            assert expected == b""
+            continue
+        assert got is not None and data[got[0] : got[1] + 1] == expected
+
+
+@given(st.text(max_size=40), st.integers(0, 1000))
+def test_range_parsing_only_ever_raises_unsatisfiable(header: str, size: int) -> None:
+    try:
+        got = parse_range(header, size)
+    except Unsatisfiable:
+        return
+    assert got is None or 0 <= got[0] <= got[1] < size
+
+
+@pytest.mark.parametrize("header", [None, "", "bytes=0-1,4-5", "items=0-1", "bytes=-", "bytes=a-b"])
+def test_ranges_not_understood_send_the_whole_blob(header: str | None) -> None:
+    assert parse_range(header, 100) is None

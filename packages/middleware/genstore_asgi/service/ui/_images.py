@@ -113,6 +113,7 @@ async def image_file(ui: UI, request: Request, session: Session) -> Response:
         return not_modified(etag)
     file = await run_in_threadpool(store.blobs.open, record.key)
     return stream_blob(
+        request,
         file,
         content_type="image/png",
         size=record.size,

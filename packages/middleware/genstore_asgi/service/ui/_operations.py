@@ -98,6 +98,7 @@ async def artifact(ui: UI, request: Request, session: Session) -> Response:
         return not_modified(etag)
     file = await run_in_threadpool(ui.get_store().open_artifact, view.ref)
     return stream_blob(
+        request,
         file,
         content_type=view.ref.content_type,
         size=view.ref.size,
