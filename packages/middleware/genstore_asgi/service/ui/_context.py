@@ -18,7 +18,8 @@ from ._views import pretty_json
 
 __all__ = ["PAGE_HEADERS", "UI", "Handler"]
 
-Handler = Callable[[Request, Session], Awaitable[Any]]
+Handler = Callable[["UI", Request, Session], Awaitable[Any]]
+"""A page of a signed-in user: ``(ui, request, session) -> Response``."""
 
 PAGE_HEADERS = {
     # Pages show one user's records: never cached by anyone, never framed, no third-party anything.

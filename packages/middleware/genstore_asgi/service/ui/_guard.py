@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from ._context import UI, Handler
 from ._session import Session, current_session, from_this_site
 
-__all__ = ["form", "page"]
+__all__ = ["form", "page", "public"]
 
 logger = logging.getLogger("genstore_asgi.service.ui")
 
@@ -58,7 +58,7 @@ def _guarded(ui: UI, handler: Handler, *, bare: bool, posted: bool) -> Endpoint:
         try:
             if posted and not await _csrf_ok(request, session.csrf):
                 return _failure(ui, request, session, 403, _STALE, bare)
-            response: Response = await handler(request, session)
+            response: Response = await handler(ui, request, session)
             return response
         except NotFound:
             return _failure(ui, request, session, 404, "not found", bare)
@@ -82,3 +82,12 @@ def page(ui: UI, handler: Handler, *, bare: bool = False) -> Endpoint:
 def form(ui: UI, handler: Handler) -> Endpoint:
     """A POST endpoint for signed-in users whose form carries the session's CSRF token."""
     return _guarded(ui, handler, bare=False, posted=True)
+
+
+def public(ui: UI, handler: Callable[[UI, Request], Awaitable[Response]]) -> Endpoint:
+    """An endpoint anyone may reach (sign-in): ``handler(ui, request)``."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handler(ui, request)
+
+    return endpoint

@@ -2,30 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 
 from genstore import Store
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import _images as images
 from . import _operations as operations
 from . import _signin as signin
 from ._context import UI
-from ._guard import form, page
+from ._guard import form, page, public
 from ._session import Authenticate
 
 __all__ = ["ui_routes"]
 
+_STATIC = Path(__file__).parent / "static"
 
-def _open(
-    ui: UI, fn: Callable[[UI, Request], Awaitable[Response]]
-) -> Callable[..., Awaitable[Response]]:
-    return partial(fn, ui)
+
+def _routes(ui: UI) -> list[BaseRoute]:
+    artefact = "/operations/{operation_id}/{role}/{index:int}"
+    image = "/images/{image_id}"
+    post = ["POST"]
+    return [
+        Route("/", public(ui, signin.home), name="home"),
+        Route("/sign-in", public(ui, signin.sign_in_form), methods=["GET"], name="sign_in"),
+        Route("/sign-in", public(ui, signin.sign_in), methods=post),
+        Route("/sign-out", form(ui, signin.sign_out), methods=post, name="sign_out"),
+        Route("/operations", page(ui, operations.operations), name="operations"),
+        Route("/operations/{operation_id}", page(ui, operations.operation), name="operation"),
+        Route(artefact, page(ui, operations.artifact, bare=True), name="artifact"),
+        Route(
+            artefact + "/thumb",
+            page(ui, operations.artifact_thumbnail, bare=True),
+            name="artifact_thumb",
+        ),
+        Route("/images", page(ui, images.images), name="images"),
+        Route(image + "/file", page(ui, images.image_file, bare=True), name="image_file"),
+        Route(image + "/thumb", page(ui, images.image_thumbnail, bare=True), name="image_thumb"),
+        Route(image + "/status", form(ui, images.set_status), methods=post, name="image_status"),
+        Route(image + "/delete", form(ui, images.delete_image), methods=post, name="image_delete"),
+        Mount("/static", app=StaticFiles(directory=_STATIC), name="static"),
+    ]
 
 
 def ui_routes(
@@ -44,58 +63,5 @@ def ui_routes(
     (``genstore serve --dev``). Every page shows only the signed-in user's records.
     """
     ui = UI(get_store, authenticate, dev_token=dev_token, thumbnail_px=thumbnail_px)
-    artefact = "/operations/{operation_id}/{role}/{index:int}"
-    ui.router.routes.extend(
-        [
-            Route("/", _open(ui, signin.home), name="home"),
-            Route("/sign-in", _open(ui, signin.sign_in_form), methods=["GET"], name="sign_in"),
-            Route("/sign-in", _open(ui, signin.sign_in), methods=["POST"]),
-            Route(
-                "/sign-out",
-                form(ui, partial(signin.sign_out, ui)),
-                methods=["POST"],
-                name="sign_out",
-            ),
-            Route("/operations", page(ui, partial(operations.operations, ui)), name="operations"),
-            Route(
-                "/operations/{operation_id}",
-                page(ui, partial(operations.operation, ui)),
-                name="operation",
-            ),
-            Route(artefact, page(ui, partial(operations.artifact, ui), bare=True), name="artifact"),
-            Route(
-                artefact + "/thumb",
-                page(ui, partial(operations.artifact_thumbnail, ui), bare=True),
-                name="artifact_thumb",
-            ),
-            Route("/images", page(ui, partial(images.images, ui)), name="images"),
-            Route(
-                "/images/{image_id}/file",
-                page(ui, partial(images.image_file, ui), bare=True),
-                name="image_file",
-            ),
-            Route(
-                "/images/{image_id}/thumb",
-                page(ui, partial(images.image_thumbnail, ui), bare=True),
-                name="image_thumb",
-            ),
-            Route(
-                "/images/{image_id}/status",
-                form(ui, partial(images.set_status, ui)),
-                methods=["POST"],
-                name="image_status",
-            ),
-            Route(
-                "/images/{image_id}/delete",
-                form(ui, partial(images.delete_image, ui)),
-                methods=["POST"],
-                name="image_delete",
-            ),
-            Mount(
-                "/static",
-                app=StaticFiles(directory=Path(__file__).parent / "static"),
-                name="static",
-            ),
-        ]
-    )
+    ui.router.routes.extend(_routes(ui))
     return Mount(path, app=ui.router, name="ui")
