@@ -370,3 +370,19 @@ def test_static_assets_are_served_with_validators(base_url: str) -> None:
         css = http.get("/ui/static/ui.css")
         assert css.status_code == 200 and "etag" in css.headers
         assert http.get("/ui/static/../_session.py").status_code == 404
+
+
+def test_an_async_authenticator_is_awaited(store: genstore.Store) -> None:
+    verifier = JWTAuthenticator(secret=SECRET)
+    seen: list[str] = []
+
+    async def authenticate(header: str) -> str:
+        seen.append(header)
+        return verifier.user_id(header)
+
+    app = Starlette(routes=[ui_routes(lambda: store, authenticate)])
+    with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        assert http.post("/ui/sign-in", data={"token": "x.y.z"}).status_code == 401
+        assert http.post("/ui/sign-in", data={"token": token(ALICE)}).status_code == 303
+        assert ALICE in http.get("/ui/operations").text
+    assert seen[0] == "Bearer x.y.z" and len(seen) == 3  # sign-in, then the page's check

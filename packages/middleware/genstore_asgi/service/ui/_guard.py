@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from genstore.exceptions import BackendUnavailable, GenstoreError, InvalidInput, NotFound
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
@@ -49,8 +48,7 @@ async def _csrf_ok(request: Request, expected: str) -> bool:
 
 def _guarded(ui: UI, handler: Handler, *, bare: bool, posted: bool) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        # In a worker thread: verifying may fetch a JWKS.
-        session = await run_in_threadpool(current_session, request, ui.authenticate)
+        session = await current_session(request, ui.authenticate)
         if session is None:
             if bare:
                 return PlainTextResponse("sign in first", status_code=401)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,15 +30,17 @@ __all__ = [
     "current_session",
     "from_this_site",
     "set_cookie",
+    "verify",
 ]
 
 COOKIE = "genstore_ui_token"
 MAX_TOKEN = 8192
 """Longer values are refused before any verification (cookies are capped near 4 KB anyway)."""
 
-Authenticate = Callable[[str], str]
+Authenticate = Callable[[str], str | Awaitable[str]]
 """Takes an ``Authorization`` header value (``Bearer <token>``), returns the user id or raises
-``AuthFailed``: ``JWTAuthenticator.user_id`` fits."""
+``AuthFailed``: ``JWTAuthenticator.user_id`` fits. A plain function runs in a worker thread (it
+may fetch a JWKS); a coroutine function is awaited."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +61,28 @@ def csrf_token(session_token: str) -> str:
     return hmac.new(session_token.encode(), b"genstore-ui-csrf", hashlib.sha256).hexdigest()
 
 
-def verify(authenticate: Authenticate, token: str) -> str:
+async def verify(authenticate: Authenticate, token: str) -> str:
     """The user id of ``token``; ``AuthFailed`` if it is malformed or not valid."""
     token = token.strip()
     if not token or len(token) > MAX_TOKEN or any(c.isspace() or c == ";" for c in token):
         raise AuthFailed("that is not a token")
-    return authenticate(f"Bearer {token}")
+    header = f"Bearer {token}"
+    if inspect.iscoroutinefunction(authenticate):
+        user: str = await authenticate(header)
+        return user
+    result = await run_in_threadpool(authenticate, header)
+    if inspect.isawaitable(result):  # a callable object whose __call__ is async
+        return str(await result)
+    return result
 
 
-def current_session(request: Request, authenticate: Authenticate) -> Session | None:
+async def current_session(request: Request, authenticate: Authenticate) -> Session | None:
     """The session of the request's cookie, or None when there is none or it no longer verifies."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
     try:
-        return Session(verify(authenticate, token), token)
+        return Session(await verify(authenticate, token), token)
     except AuthFailed:
         return None
 

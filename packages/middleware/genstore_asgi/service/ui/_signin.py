@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -23,13 +22,13 @@ def _next(ui: UI, request: Request, raw: str) -> str:
 
 async def home(ui: UI, request: Request) -> Response:
     """``/ui/``: the operations page, or sign-in first."""
-    signed_in = await run_in_threadpool(current_session, request, ui.authenticate) is not None
+    signed_in = await current_session(request, ui.authenticate) is not None
     return RedirectResponse(ui.url(request, "operations" if signed_in else "sign_in"), 303)
 
 
 async def sign_in_form(ui: UI, request: Request) -> Response:
     """The sign-in page."""
-    session = await run_in_threadpool(current_session, request, ui.authenticate)
+    session = await current_session(request, ui.authenticate)
     return ui.render(
         request,
         "sign_in.html",
@@ -49,7 +48,7 @@ async def sign_in(ui: UI, request: Request) -> Response:
     try:
         if not from_this_site(request):  # login CSRF: signing a victim into an attacker's account
             raise AuthFailed("sign-in must come from this site")
-        await run_in_threadpool(verify, ui.authenticate, token)
+        await verify(ui.authenticate, token)
     except AuthFailed as exc:
         return ui.render(
             request, "sign_in.html", None, 401, next=target, error=f"Not signed in: {exc}"
