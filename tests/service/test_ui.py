@@ -386,3 +386,18 @@ def test_an_async_authenticator_is_awaited(store: genstore.Store) -> None:
         assert http.post("/ui/sign-in", data={"token": token(ALICE)}).status_code == 303
         assert ALICE in http.get("/ui/operations").text
     assert seen[0] == "Bearer x.y.z" and len(seen) == 3  # sign-in, then the page's check
+
+
+def test_sign_out_clears_the_cookie_and_an_expired_cookie_signs_out(base_url: str) -> None:
+    with browser_like(base_url, ALICE) as alice:
+        csrf = csrf_of(alice.get("/ui/operations").text)
+        assert alice.post("/ui/sign-out", data={}).status_code == 403
+        out = alice.post("/ui/sign-out", data={"csrf": csrf})
+        assert out.status_code == 303 and out.headers["location"] == "/ui/sign-in"
+        assert 'genstore_ui_token=""' in out.headers["set-cookie"]
+        assert alice.get("/ui/operations").status_code == 303
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        http.cookies.set("genstore_ui_token", token(ALICE, ttl=-60), path="/ui/")
+        assert http.get("/ui/operations").status_code == 303
+        http.cookies.set("genstore_ui_token", token(ALICE), path="/ui/")
+        assert http.get("/ui/operations").status_code == 200
