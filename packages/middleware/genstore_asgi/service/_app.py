@@ -34,6 +34,7 @@ from starlette.routing import Route
 from ._auth import AuthFailed, JWTAuthenticator
 from ._gallery import GALLERY_HTML
 from ._ratelimit import RateLimiter
+from .ui import ui_routes
 
 __all__ = ["create_app"]
 
@@ -259,5 +260,6 @@ def create_app(
             ),
             Route("/api/history", guarded(history), methods=["GET"]),
             Route("/gallery", gallery, methods=["GET"]),
+            ui_routes(the_store, authenticator.user_id),
         ]
     )
