@@ -221,7 +221,9 @@ def read_sources(request: SaveRequest) -> SaveRequest:
 
 @settings(max_examples=60, deadline=None)
 @given(kwargs=call_kwargs, urls=st.none() | st.lists(st.text(), max_size=3))
-def test_spooled_requests_round_trip_exactly(kwargs: dict[str, Any], urls: list[str] | None) -> None:
+def test_spooled_requests_round_trip_exactly(
+    kwargs: dict[str, Any], urls: list[str] | None
+) -> None:
     if urls is not None and "results" not in kwargs:
         kwargs["result_urls"] = urls
     request = req(kwargs)

@@ -99,7 +99,9 @@ def test_version_1_records_read_as_version_2(
         "operation_id": "20250101_01JGB0000000000000000000XX",
         "operation_type": "text_to_image",
         "status": "succeeded",
-        "result": None if result is None else result.model_dump(mode="json", exclude={"source_url"}),
+        "result": None
+        if result is None
+        else result.model_dump(mode="json", exclude={"source_url"}),
         "result_source_url": source,
         "created_at": created.isoformat(),
     }

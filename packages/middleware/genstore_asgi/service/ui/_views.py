@@ -8,7 +8,7 @@ from typing import Any
 
 from genstore import ArtifactRef, OperationRecord
 
-__all__ = ["ArtifactView", "artifact_views", "kind_of", "pretty_json", "results_of"]
+__all__ = ["ArtifactView", "artifact_views", "kind_of", "pretty_json"]
 
 _THUMBNAILABLE = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp")
 
@@ -31,12 +31,6 @@ class ArtifactView:
         return self.ref.key.rsplit("/", 1)[-1]
 
 
-def results_of(record: OperationRecord) -> list[ArtifactRef]:
-    """Every result of an operation: ``results`` when records carry it, else the single ``result``."""
-    results: list[ArtifactRef] | None = getattr(record, "results", None)
-    return list(results) if results else ([record.result] if record.result else [])
-
-
 def kind_of(content_type: str | None) -> str:
     """How a page shows bytes of this type."""
     base = (content_type or "").split(";", 1)[0].strip().lower()
@@ -48,7 +42,7 @@ def kind_of(content_type: str | None) -> str:
 
 def artifact_views(record: OperationRecord, role: str) -> list[ArtifactView]:
     """The results (``role="results"``) or inputs of ``record``, in stored order."""
-    refs = results_of(record) if role == "results" else list(record.inputs)
+    refs = list(record.results) if role == "results" else list(record.inputs)
     return [
         ArtifactView(
             role=role,
