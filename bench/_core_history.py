@@ -69,16 +69,18 @@ def _seed_history(store: Any, records: int) -> None:
                 duration_ms=rng.uniform(800, 9000),
                 error="provider timeout" if failed else None,
                 result_source_url=f"https://provider.example/out/{op_id}.png",
-                result=None
+                results=[]
                 if failed
-                else ArtifactRef(
-                    key=out_key,
-                    sha256=f"{n:064x}",
-                    size=MiB,
-                    content_type="image/png",
-                    width=1024,
-                    height=1024,
-                ),
+                else [
+                    ArtifactRef(
+                        key=out_key,
+                        sha256=f"{n:064x}",
+                        size=MiB,
+                        content_type="image/png",
+                        width=1024,
+                        height=1024,
+                    )
+                ],
             )
             store.catalog.upsert_operation(record)
             folder = f"{root}/operations/{op_id[:8]}"

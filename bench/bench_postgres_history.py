@@ -70,9 +70,9 @@ def _records(count: int) -> Iterator[Any]:
             created_at=when, duration_ms=rng.uniform(800, 9000),
             error="provider timeout" if failed else None,
             result_source_url=f"https://provider.example/out/{op_id}.png",
-            result=None if failed else ArtifactRef(
+            results=[] if failed else [ArtifactRef(
                 key=f"operations/{op_id[:8]}/{op_id}_out.png", sha256=f"{n:064x}",
-                size=1 << 20, content_type="image/png", width=1024, height=1024),
+                size=1 << 20, content_type="image/png", width=1024, height=1024)],
         )  # fmt: skip
 
 

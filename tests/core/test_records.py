@@ -115,13 +115,15 @@ def test_version_1_records_read_as_version_2(
 def test_result_and_results_together_are_refused() -> None:
     ref = ArtifactRef(key="k", sha256="0" * 64, size=1, content_type="image/png")
     with pytest.raises(ValidationError):
-        OperationRecord(
-            operation_id="x",
-            operation_type="t",
-            status="succeeded",
-            result=ref,
-            results=[ref],
-            created_at=datetime.now(UTC),
+        OperationRecord.model_validate(
+            {
+                "operation_id": "x",
+                "operation_type": "t",
+                "status": "succeeded",
+                "result": ref,
+                "results": [ref],
+                "created_at": datetime.now(UTC),
+            }
         )
 
 

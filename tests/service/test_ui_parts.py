@@ -166,7 +166,7 @@ def test_every_result_has_a_view_in_order() -> None:
         operation_type="t",
         status="succeeded",
         created_at=now,
-        result=ref("image/png"),
+        results=[ref("image/png")],
     )
     assert [v.index for v in artifact_views(one, "results")] == [0]
     none = OperationRecord(operation_id="op", operation_type="t", status="failed", created_at=now)
