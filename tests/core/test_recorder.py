@@ -26,11 +26,11 @@ from typing import IO, Any
 
 import genstore
 import pytest
-from genstore import BackendUnavailable, OperationRecord, RequestInfo
+from genstore import BackendUnavailable, OperationRecord, OperationStatus, RequestInfo
 from genstore._plugins import register_plugin, unregister_plugin
 from genstore._recording.recorder import Recorder, default_spool_dir
 from genstore._recording.spool import Spool
-from genstore._save_request import ResultURL, SaveRequest
+from genstore._save_request import JobCompletion, ResultURL, SaveRequest
 from genstore._store import Store
 from genstore.plugin import BlobInfo, BlobStore
 from hypothesis import given, settings
@@ -353,7 +353,7 @@ def test_spool_status_counts_bytes_and_age(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from genstore._recording.spool import Spool
-from genstore._save_request import ResultURL, SaveRequest
+from genstore._save_request import JobCompletion, ResultURL, SaveRequest
 spool = Spool(sys.argv[1])
 print("ready", flush=True)
 i = 0
@@ -698,3 +698,41 @@ def test_a_forked_child_gets_a_fresh_recorder(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert recorder._thread is not None and recorder._spool.owner == parent_owner
+
+
+def test_a_job_completion_completes_the_started_operation(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, _ = rec_store
+    started = store.start_operation(operation_type="text_to_video", prompt="p", job_id="j-1")
+    recorder = rec_make()
+    done = req({"operation_type": "text_to_video", "results": [b"video"], "job_id": "j-1"})
+    recorder.submit_request(JobCompletion(job_id="j-1", fallback=done))
+    recorder.submit_request(JobCompletion(job_id="j-2", fallback=done))  # nobody started j-2
+    assert recorder.flush(WAIT)
+    record = store.get_operation(started.operation_id)
+    assert record.status is OperationStatus.SUCCEEDED and record.prompt == "p"
+    assert [store.read_artifact(r) for r in record.results] == [b"video"]
+    records = stored(store)
+    assert len(records) == 2 and {r.job_id for r in records} == {"j-1"}
+    assert recorder.counters.recorded == 2
+
+
+def test_a_spooled_job_completion_replays_as_one(
+    rec_store: tuple[Store, SwitchableBlobs], rec_make: Callable[..., Recorder]
+) -> None:
+    store, blobs = rec_store
+    started = store.start_operation(operation_type="t", job_id="j-3")
+    recorder = rec_make()
+    blobs.down.set()
+    done = req({"operation_type": "t", "results": [b"out"], "error": None})
+    recorder.submit_request(JobCompletion(job_id="j-3", fallback=done))
+    assert recorder.flush(WAIT) and recorder.counters.spooled == 1
+    blobs.down.clear()
+    deadline = time.monotonic() + WAIT
+    while recorder.counters.replayed < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    record = store.get_operation(started.operation_id)
+    assert record.status is OperationStatus.SUCCEEDED
+    assert [store.read_artifact(r) for r in record.results] == [b"out"]
+    assert len(stored(store)) == 1

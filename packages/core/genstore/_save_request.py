@@ -20,7 +20,15 @@ from ._records import RequestInfo
 from ._sources import Source
 from .exceptions import InvalidInput
 
-__all__ = ["MAX_IDEMPOTENCY_KEY", "Completion", "Output", "ResultURL", "SaveRequest", "error_text"]
+__all__ = [
+    "MAX_IDEMPOTENCY_KEY",
+    "Completion",
+    "JobCompletion",
+    "ResultSource",
+    "ResultURL",
+    "SaveRequest",
+    "error_text",
+]
 
 MAX_TYPE_LENGTH = 128
 MAX_IDEMPOTENCY_KEY = 512
@@ -34,7 +42,7 @@ class ResultURL:
     url: str
 
 
-Output: TypeAlias = Union[ResultURL, Source]  # noqa: UP007 - Source holds a string forward ref
+ResultSource: TypeAlias = Union[ResultURL, Source]  # noqa: UP007 - Source holds a string forward ref
 """One output of an operation: a URL to download, or the bytes/path/file/PIL image itself."""
 
 
@@ -50,7 +58,7 @@ class SaveRequest:
     """Any JSON: the generation's settings."""
     input_images: tuple[Source, ...] = ()
     """Input images: bytes, paths, file objects or PIL images."""
-    outputs: tuple[Output, ...] = ()
+    outputs: tuple[ResultSource, ...] = ()
     """Every output, in the provider's order: URLs to download, or the outputs themselves."""
     workflow_analysis: JsonValue = None
     """Any JSON the application adds about the workflow."""
@@ -70,6 +78,9 @@ class SaveRequest:
     """The provider's or the application's job id (for an operation completed later)."""
     pending: bool = False
     """Started, not finished: saved ``pending`` until ``complete_operation``."""
+    result_note: str | None = None
+    """Why outputs are missing that the caller expected (e.g. none found in a recorded
+    response); kept in the record's ``result_error``."""
 
     @property
     def result_urls(self) -> list[str]:
@@ -88,7 +99,7 @@ class SaveRequest:
         result: Source | None = None,
         result_urls: Sequence[str] | None = None,
         results: Sequence[Source] | None = None,
-        outputs: Sequence[Output] | None = None,
+        outputs: Sequence[ResultSource] | None = None,
         workflow_analysis: JsonValue = None,
         error: str | BaseException | None = None,
         user_id: str | None = None,
@@ -98,6 +109,7 @@ class SaveRequest:
         created_at: datetime | None = None,
         job_id: str | None = None,
         pending: bool = False,
+        result_note: str | None = None,
     ) -> SaveRequest:
         """Check and normalise a save's arguments; ``InvalidInput`` names the first bad one.
 
@@ -132,6 +144,7 @@ class SaveRequest:
             created_at=created_at,
             job_id=job_id,
             pending=bool(pending),
+            result_note=None if result_note is None else str(result_note),
         )
 
     def for_later(self) -> SaveRequest:
@@ -149,12 +162,14 @@ class SaveRequest:
 class Completion:
     """How a started operation ended: its outputs, or its error. Make it with ``build``."""
 
-    outputs: tuple[Output, ...] = ()
+    outputs: tuple[ResultSource, ...] = ()
     """Every output, in the provider's order."""
     error: str | None = None
     """Why it failed (its presence marks the record failed)."""
     duration_ms: float | None = None
     """How long it took (default: from its creation until now)."""
+    result_note: str | None = None
+    """Why outputs are missing (as ``SaveRequest.result_note``)."""
 
     @classmethod
     def build(
@@ -164,7 +179,7 @@ class Completion:
         result: Source | None = None,
         result_urls: Sequence[str] | None = None,
         results: Sequence[Source] | None = None,
-        outputs: Sequence[Output] | None = None,
+        outputs: Sequence[ResultSource] | None = None,
         error: str | BaseException | None = None,
         duration_ms: float | None = None,
     ) -> Completion:
@@ -174,6 +189,33 @@ class Completion:
             error=error_text(error),
             duration_ms=duration_ms,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class JobCompletion:
+    """A job's end as a recorded route saw it (a poll or a webhook): it completes the operation
+    started for ``job_id``, or, if none was, ``fallback`` is saved as an operation of its own."""
+
+    job_id: str
+    """The job that ended."""
+    fallback: SaveRequest
+    """The whole operation as the route saw it; its outputs, error and duration complete the
+    started operation, or it is saved as it is when nobody started one."""
+
+    @property
+    def completion(self) -> Completion:
+        """What completes the started operation."""
+        request = self.fallback
+        return Completion(
+            outputs=request.outputs,
+            error=request.error,
+            duration_ms=None,  # the job's duration runs from its start, not from this request
+            result_note=request.result_note,
+        )
+
+    def for_later(self) -> JobCompletion:
+        """As ``SaveRequest.for_later``, for the fallback."""
+        return dataclasses.replace(self, fallback=self.fallback.for_later())
 
 
 def error_text(error: str | BaseException | None) -> str | None:
@@ -209,8 +251,8 @@ def _outputs(
     result_url: str | None,
     results: Sequence[Source] | None,
     result_urls: Sequence[str] | None,
-    outputs: Sequence[Output] | None,
-) -> tuple[Output, ...]:
+    outputs: Sequence[ResultSource] | None,
+) -> tuple[ResultSource, ...]:
     given = [
         name
         for name, value in (

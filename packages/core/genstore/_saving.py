@@ -26,10 +26,11 @@ from . import _keys
 from ._ids import new_operation_id, ulid_time
 from ._options import StoreOptions
 from ._plugins import get_plugin_manager
+from ._recording.outputs import decode_data_url
 from ._records import ArtifactRef, OperationRecord, OperationStatus, SaveResult
-from ._save_request import Completion, Output, ResultURL, SaveRequest
+from ._save_request import Completion, JobCompletion, ResultSource, ResultURL, SaveRequest
 from ._sniff import extension_for, sniff_content_type
-from ._sources import Payload, Source, decode_data_url, image_size, prepare
+from ._sources import Payload, Source, image_size, prepare
 from ._url import public_url
 from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
@@ -89,8 +90,16 @@ class Saver:
             return SaveResult(operation_id=existing.operation_id, record=existing, created=False)
         fields = self._checked_fields(request, operation_id, id_time)
         fields["inputs"] = [self._store_input(src) for src in request.input_images]
-        fields.update(self._store_outputs(operation_id, request.outputs))
+        fields.update(self._store_outputs(operation_id, request.outputs, request.result_note))
         return self._finish(OperationRecord.model_validate(fields), created=True)
+
+    def complete_job(self, job: JobCompletion) -> SaveResult:
+        """Complete the operation started for ``job.job_id``; save the fallback if none was."""
+        try:
+            operation_id = self.operation_of_job(job.job_id)
+        except NotFound:
+            return self.save(job.fallback)
+        return self.complete(operation_id, job.completion)
 
     def complete(self, operation_id: str, completion: Completion) -> SaveResult:
         """Finish a pending operation: store its outputs, then replace its record atomically.
@@ -103,7 +112,7 @@ class Saver:
             return SaveResult(operation_id=operation_id, record=record, created=False)
         now = datetime.now(UTC)
         fields = record.model_dump()
-        fields.update(self._store_outputs(operation_id, completion.outputs))
+        fields.update(self._store_outputs(operation_id, completion.outputs, completion.result_note))
         fields["status"] = OperationStatus.FAILED if completion.error else OperationStatus.SUCCEEDED
         fields["error"] = completion.error
         fields["completed_at"] = now
@@ -175,13 +184,15 @@ class Saver:
             raise InvalidInput(_first_error(exc)) from exc
         return fields
 
-    def _store_outputs(self, operation_id: str, outputs: Sequence[Output]) -> dict[str, Any]:
+    def _store_outputs(
+        self, operation_id: str, outputs: Sequence[ResultSource], note: str | None = None
+    ) -> dict[str, Any]:
         """Store every output under its index's key; one failing keeps the others.
 
         Returns the record fields ``results``, ``result_error`` and ``result_source_url``.
         """
         results: list[ArtifactRef] = []
-        errors: list[str] = []
+        errors: list[str] = [] if note is None else [note]
         for index, output in enumerate(outputs):
             try:
                 results.append(self._store_output(operation_id, index, output))
@@ -196,7 +207,7 @@ class Saver:
             "result_source_url": public_url(urls[0]) if urls else None,
         }
 
-    def _store_output(self, operation_id: str, index: int, output: Output) -> ArtifactRef:
+    def _store_output(self, operation_id: str, index: int, output: ResultSource) -> ArtifactRef:
         if isinstance(output, ResultURL):
             decoded = decode_data_url(output.url)
             if decoded is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import os
@@ -15,7 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Union
-from urllib.parse import unquote_to_bytes
 
 from ._sniff import sniff_content_type
 from .exceptions import InvalidInput, PayloadTooLarge
@@ -24,7 +21,6 @@ __all__ = [
     "CHUNK",
     "Payload",
     "Source",
-    "decode_data_url",
     "image_size",
     "is_pil_image",
     "png_size",
@@ -230,21 +226,3 @@ def _prepare_file(f: IO[bytes], *, limit: int, what: str) -> Payload:
     payload = Payload(digest.hexdigest(), size, sniff_content_type(head), head, _file=spool)
     payload._owned.append(spool)
     return payload
-
-
-def decode_data_url(value: str) -> tuple[bytes, str] | None:
-    """The bytes and media type of a ``data:`` URL, or None if it is not a valid one."""
-    if not value.startswith("data:"):
-        return None
-    header, sep, payload = value[5:].partition(",")
-    if not sep:
-        return None
-    media_type, _, options = header.partition(";")
-    try:
-        if options.split(";")[-1].strip().lower() == "base64":
-            data = base64.b64decode(payload, validate=False)
-        else:
-            data = unquote_to_bytes(payload)
-    except (binascii.Error, ValueError):
-        return None
-    return data, (media_type.strip().lower() or "application/octet-stream")

@@ -19,7 +19,7 @@ from ._maintenance import CleanupReport, Maintenance, ReindexReport, VerifyRepor
 from ._options import StoreOptions
 from ._recording.recorder import Recorder
 from ._records import ArtifactRef, OperationRecord, Page, RequestInfo, SaveResult
-from ._save_request import Completion, SaveRequest
+from ._save_request import Completion, JobCompletion, SaveRequest
 from ._saving import KnownInputs, Saver
 from ._sources import Source
 from .exceptions import InvalidInput
@@ -244,6 +244,12 @@ class Store:
     def save(self, request: SaveRequest) -> SaveResult:
         """Save a checked ``SaveRequest`` (what ``save_complete_operation`` builds)."""
         return self._saver.save(request)
+
+    def complete_job(self, job: JobCompletion) -> SaveResult:
+        """Complete the operation started for ``job.job_id`` (as ``complete_operation``), or save
+        ``job.fallback`` when no operation was started for it (what the recorder does with a
+        job's poll or webhook)."""
+        return self._saver.complete_job(job)
 
     async def asave_complete_operation(self, **kwargs: Any) -> SaveResult:
         """``save_complete_operation`` for async code: runs in a worker thread."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from genstore._recording.outputs import decode_data_url
 from genstore._recording.rules import RESULT_FIELDS, error_message
-from genstore._sources import decode_data_url
 
 __all__ = [
     "RESULT_FIELDS",

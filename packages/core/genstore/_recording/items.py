@@ -8,14 +8,17 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .._save_request import SaveRequest
+from .._save_request import JobCompletion, SaveRequest
+
+Recordable = SaveRequest | JobCompletion
+"""What the recorder saves: an operation, or a job's completion."""
 
 
 @dataclass(slots=True, eq=False)
 class Item:
     """One queued record."""
 
-    request: SaveRequest
+    request: Recordable
     owned: tuple[str, ...]
     """Files handed over with the record (spooled request bodies): removed once it is saved."""
     spooled: bool = False
@@ -24,14 +27,21 @@ class Item:
     copied: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def of(cls, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]]) -> Item:
+    def of(cls, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]]) -> Item:
         """``request`` with an idempotency key and a creation time, so replays stay one record."""
         return cls(request.for_later(), tuple(os.fspath(p) for p in owned_paths))
 
     @property
     def key(self) -> str:
         """The idempotency key, for log lines."""
-        return str(self.request.idempotency_key)
+        return key_of(self.request)
+
+
+def key_of(request: Recordable) -> str:
+    """A request's idempotency key (a job completion's fallback's), for log lines."""
+    if isinstance(request, JobCompletion):
+        return str(request.fallback.idempotency_key)
+    return str(request.idempotency_key)
 
 
 def unlink_all(paths: Sequence[str]) -> None:

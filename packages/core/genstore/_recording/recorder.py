@@ -32,7 +32,7 @@ from .._save_request import SaveRequest
 from ..exceptions import GenstoreError, InvalidInput
 from ..plugin import BlobStore
 from .hooks import _live
-from .items import Item, unlink_all
+from .items import Item, Recordable, unlink_all
 from .spool import Spool, SpoolStatus
 from .worker import RecorderWorker, SaveTarget
 
@@ -163,9 +163,9 @@ class Recorder(RecorderWorker):
         unlink_all([os.fspath(p) for p in owned_paths])
 
     def submit_request(
-        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
     ) -> None:
-        """Save ``request`` in the background. Never raises, never waits for the store.
+        """Save ``request`` (or complete the job of a ``JobCompletion``) in the background. Never raises, never waits for the store.
 
         Sources may be bytes or file paths (or file objects and PIL images, read later: do not
         change them after submitting). ``owned_paths`` are files handed over with the record (e.g.

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._ids import new_ulid, ulid_time
-from .._save_request import Output, ResultURL, SaveRequest
+from .._save_request import JobCompletion, ResultSource, ResultURL, SaveRequest
 from .._sources import is_pil_image
 from ..exceptions import InvalidInput
+from .items import Recordable
 
 try:
     import fcntl
@@ -80,7 +81,7 @@ class SpoolStatus:
 
 
 def encode_request(
-    request: SaveRequest, folder: Path, *, owned: Collection[str] = (), fsync: bool = True
+    request: Recordable, folder: Path, *, owned: Collection[str] = (), fsync: bool = True
 ) -> dict[str, Any]:
     """Write ``request``'s sources into ``folder`` and return the JSON document describing it.
 
@@ -89,6 +90,9 @@ def encode_request(
     becomes an ISO string, ``request`` a dict. Raises ``InvalidInput`` for what could never be
     saved (a non-JSON value, a missing source file) and ``OSError`` when the spool's disk fails.
     """
+    job_id = None
+    if isinstance(request, JobCompletion):
+        job_id, request = request.job_id, request.fallback
     moved: dict[str, str] = {}
     files: dict[str, Any] = {
         "input_images": [
@@ -115,8 +119,11 @@ def encode_request(
         "created_at": None if request.created_at is None else request.created_at.isoformat(),
         "job_id": request.job_id,
         "pending": request.pending,
+        "result_note": request.result_note,
     }
     doc = {"format": SPOOL_FORMAT, "fields": fields, "files": files, "outputs": outputs}
+    if job_id is not None:
+        doc["completes_job"] = job_id
     try:
         json.dumps(doc, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -124,7 +131,7 @@ def encode_request(
     return doc
 
 
-def decode_request(doc: Mapping[str, Any], folder: Path) -> SaveRequest:
+def decode_request(doc: Mapping[str, Any], folder: Path) -> Recordable:
     """The request ``doc`` describes, with sources as paths of files in ``folder``.
 
     Reads this format and format 1 (keyword arguments, written by genstore before 0.2);
@@ -149,10 +156,12 @@ def decode_request(doc: Mapping[str, Any], folder: Path) -> SaveRequest:
             fields[name] = str(_inside(folder, stored))
     if version == SPOOL_FORMAT:
         fields["outputs"] = [_decode_output(item, folder) for item in doc["outputs"]]
-    return SaveRequest.build(**fields)
+    request = SaveRequest.build(**fields)
+    job_id = doc.get("completes_job")
+    return request if job_id is None else JobCompletion(job_id=str(job_id), fallback=request)
 
 
-def _decode_output(item: Mapping[str, Any], folder: Path) -> Output:
+def _decode_output(item: Mapping[str, Any], folder: Path) -> ResultSource:
     if "url" in item:
         return ResultURL(str(item["url"]))
     return str(_inside(folder, item["file"]))
@@ -257,7 +266,7 @@ class ClaimedRecord:
 
     ulid: str
     path: Path
-    request: SaveRequest
+    request: Recordable
     _spool: Spool
 
     def done(self) -> None:
@@ -332,7 +341,7 @@ class Spool:
 
     # -- writing --
 
-    def write(self, request: SaveRequest, *, owned: Collection[str | os.PathLike[str]] = ()) -> str:
+    def write(self, request: Recordable, *, owned: Collection[str | os.PathLike[str]] = ()) -> str:
         """Spool one request; return its ulid. ``owned`` paths are moved in (or deleted if unused).
 
         ``InvalidInput``: the call could never be saved (nothing is spooled, owned files are

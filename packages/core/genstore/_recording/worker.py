@@ -19,9 +19,9 @@ from collections import deque
 from typing import Literal, Protocol
 
 from .._records import SaveResult
-from .._save_request import SaveRequest
+from .._save_request import JobCompletion, SaveRequest
 from ..exceptions import BackendUnavailable, InvalidInput
-from .items import Item, unlink_all
+from .items import Item, Recordable, unlink_all
 from .spool import Spool
 
 # The recorder's messages keep the one logger name they had before its modules were split.
@@ -36,6 +36,17 @@ class SaveTarget(Protocol):
     def save(self, request: SaveRequest) -> SaveResult:
         """Save one request; typed genstore errors when it cannot."""
         ...
+
+    def complete_job(self, job: JobCompletion) -> SaveResult:
+        """Complete a started job, or save its fallback."""
+        ...
+
+
+def apply(target: SaveTarget, request: Recordable) -> SaveResult:
+    """Save ``request`` into ``target``, whichever kind it is."""
+    if isinstance(request, JobCompletion):
+        return target.complete_job(request)
+    return target.save(request)
 
 
 class RecorderWorker:
@@ -110,7 +121,7 @@ class RecorderWorker:
 
     def _save(self, item: Item) -> None:
         try:
-            self._target.save(item.request)
+            apply(self._target, item.request)
         except InvalidInput as exc:
             logger.warning("genstore: record rejected by the store (%s): %s", item.key, exc)
             self._count("rejected")
@@ -225,7 +236,7 @@ class RecorderWorker:
             self._retries.pop(ulid, None)
             return "gone"
         try:
-            self._target.save(claimed.request)
+            apply(self._target, claimed.request)
         except InvalidInput as exc:
             logger.warning("genstore: spooled record %s rejected by the store: %s", ulid, exc)
             self._count("rejected")
