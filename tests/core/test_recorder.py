@@ -29,7 +29,7 @@ import pytest
 from genstore import BackendUnavailable, OperationRecord, OperationStatus, RequestInfo
 from genstore._plugins import register_plugin, unregister_plugin
 from genstore._recording.recorder import Recorder, default_spool_dir
-from genstore._recording.spool import Spool
+from genstore._recording.spool import ClaimedRecord, Spool
 from genstore._save_request import JobCompletion, ResultURL, SaveRequest
 from genstore._store import Store
 from genstore.plugin import BlobInfo, BlobStore
@@ -204,6 +204,12 @@ def req(fields: dict[str, Any]) -> SaveRequest:
     return SaveRequest.build(**fields)
 
 
+def plain(claimed: ClaimedRecord) -> SaveRequest:
+    """A claimed record that is a plain save (not a job completion)."""
+    assert isinstance(claimed.request, SaveRequest)
+    return claimed.request
+
+
 def spooled(source: object) -> Path:
     """A spooled request's source: the path of a file in the spool."""
     assert isinstance(source, str)
@@ -232,7 +238,7 @@ def test_spooled_requests_round_trip_exactly(
         ulid = spool.write(request)
         claimed = spool.claim(ulid)
         assert claimed is not None
-        assert read_sources(claimed.request) == request
+        assert read_sources(plain(claimed)) == request
         claimed.done()
         spool.close()
         assert spool.status().count == 0
@@ -255,7 +261,7 @@ def test_records_spooled_in_format_1_still_replay(tmp_path: Path) -> None:
     (folder / "call.json").write_text(json.dumps(doc))
     claimed = Spool(tmp_path).claim("01JGB0000000000000000000XX")
     assert claimed is not None
-    request = read_sources(claimed.request)
+    request = read_sources(plain(claimed))
     assert (request.prompt, request.input_images) == ("old", (b"input",))
     assert request.created_at == datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -276,9 +282,9 @@ def test_sources_are_moved_when_owned_and_copied_when_not(tmp_path: Path) -> Non
     assert theirs.read_bytes() == b"the caller's file"  # not ours: copied, left alone
     claimed = spool.claim(ulid)
     assert claimed is not None
-    images = [spooled(p).read_bytes() for p in claimed.request.input_images]
+    images = [spooled(p).read_bytes() for p in plain(claimed).input_images]
     assert images == [b"owned body", b"the caller's file", b"owned body"]
-    assert read_sources(claimed.request).outputs == (b"r",)
+    assert read_sources(plain(claimed)).outputs == (b"r",)
 
 
 def test_a_missing_source_file_is_invalid_and_nothing_is_spooled(tmp_path: Path) -> None:
@@ -321,7 +327,7 @@ def test_claims_of_a_dead_owner_are_taken_back(tmp_path: Path) -> None:
     assert spool.waiting() == [ulid]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(("tmp-", "claimed-", "done-"))]
     claimed = spool.claim(ulid)
-    assert claimed is not None and spooled(claimed.request.input_images[0]).read_bytes() == b"img"
+    assert claimed is not None and spooled(plain(claimed).input_images[0]).read_bytes() == b"img"
 
 
 def test_unreadable_and_newer_records_are_never_replayed(tmp_path: Path) -> None:
@@ -380,8 +386,8 @@ def test_a_killed_writer_never_leaves_a_half_record_that_replays(tmp_path: Path)
     for ulid in waiting:
         claimed = spool.claim(ulid)
         assert claimed is not None
-        i = int(claimed.request.prompt or "")
-        assert spooled(claimed.request.input_images[0]).read_bytes() == bytes([i % 251]) * 20000
+        i = int(plain(claimed).prompt or "")
+        assert spooled(plain(claimed).input_images[0]).read_bytes() == bytes([i % 251]) * 20000
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
