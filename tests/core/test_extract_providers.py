@@ -7,21 +7,14 @@ order, exactly the files the fake served (URLs are downloaded and compared byte 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from fakes.providers import FakeProviders, running_fake_providers
+from fakes.providers import FakeProviders
 from genstore._recording.extract import extract_results
 from genstore._recording.outputs import Output
 from genstore._recording.status import error_of, terminal_state
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProviders]:
-    with running_fake_providers() as server:
-        yield server
 
 
 def _contents(outputs: list[Output]) -> list[bytes]:
@@ -40,15 +33,6 @@ def _contents(outputs: list[Output]) -> list[bytes]:
 
 
 # -- openai ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def openai_client(fake: FakeProviders) -> Iterator[Any]:
-    import openai
-
-    client = openai.OpenAI(base_url=f"{fake.url}/v1", api_key="sk-test", max_retries=0)
-    yield client
-    client.close()
 
 
 def test_openai_images_generate_n4_urls(fake: FakeProviders, openai_client: Any) -> None:
@@ -89,15 +73,6 @@ def test_an_unread_openai_stream_is_not_consumed(fake: FakeProviders, openai_cli
 
 
 # -- replicate ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def replicate_client(fake: FakeProviders) -> Any:
-    from replicate.client import Client
-
-    client = Client(api_token="r8_test", base_url=fake.url)
-    client.poll_interval = 0.01  # the fake answers at once; the default 0.5 s only slows the test
-    return client
 
 
 def test_replicate_run_returns_file_outputs_extracted_in_order(
@@ -162,21 +137,6 @@ def test_replicate_failed_prediction(fake: FakeProviders, replicate_client: Any)
 
 
 # -- fal ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fal_client(fake: FakeProviders, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import fal_client
-    import fal_client.client as fal_module
-
-    # fal-client reads FAL_RUN_HOST / FAL_QUEUE_RUN_HOST once, at import, and always prefixes
-    # https://; the fake serves plain HTTP on loopback, so the two URL prefixes it builds from
-    # them are pointed at the fake instead.
-    monkeypatch.setattr(fal_module, "RUN_URL_FORMAT", f"{fake.url}/")
-    monkeypatch.setattr(fal_module, "QUEUE_URL_FORMAT", f"{fake.url}/queue/")
-    client = fal_client.SyncClient(key="fal-test-key")
-    yield client
-    client._client.close()
 
 
 def test_fal_run_four_images(fake: FakeProviders, fal_client: Any) -> None:

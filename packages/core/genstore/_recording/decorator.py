@@ -56,8 +56,10 @@ from .._ids import check_id
 from .._save_request import SaveRequest, error_text
 from .._sources import is_pil_image
 from ..exceptions import InvalidInput
+from .extract import extract_results
 from .items import unlink_all
-from .rules import RESULT_FIELDS, is_secret_name
+from .outputs import decode_base64_media, result_sources
+from .rules import is_secret_name
 
 if TYPE_CHECKING:
     from .._store import Store
@@ -70,6 +72,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _MAX_DEPTH = 32
 _MAX_REPR = 500
+_MEDIA_TEXT = 64
+"""Strings this long are checked for inline media before being kept in ``parameters``."""
 _MISSING: Any = object()
 
 
@@ -80,17 +84,23 @@ def record(
     prompt_arg: str = "prompt",
     image_args: Sequence[str] | None = None,
     user_id: str | Callable[[dict[str, Any]], str | None] | None = None,
+    results: bool = True,
+    base_url: str | None = None,
 ) -> Callable[[F], F]:
     """Decorate a function (sync or async, or a generator of either) to record each call.
 
     ``store=None`` records into ``genstore.default_store()``, looked up at call time.
+    ``results=False`` declares a function that returns no generation output (no "no result
+    found" note then). ``base_url`` resolves result URLs the function returns relative (a
+    ComfyUI ``/view?...``); without it they are noted in ``result_error``, never guessed.
     See the module documentation for what is recorded.
     """
     if not isinstance(operation_type, str) or not operation_type:
         raise InvalidInput("operation_type must be a non-empty string")
+    outputs = _OutputRules(expects_results=bool(results), base_url=base_url)
 
     def decorate(fn: F) -> F:
-        spec = _Spec(fn, str(operation_type), store, prompt_arg, image_args, user_id)
+        spec = _Spec(fn, str(operation_type), store, prompt_arg, image_args, user_id, outputs)
         if inspect.isasyncgenfunction(fn):
             return cast(F, _wrap_async_generator(fn, spec))
         if inspect.isgeneratorfunction(fn):
@@ -214,8 +224,10 @@ class _Spec:
         prompt_arg: str,
         image_args: Sequence[str] | None,
         user_id: str | Callable[[dict[str, Any]], str | None] | None,
+        outputs: _OutputRules,
     ) -> None:
         self.name = getattr(fn, "__qualname__", repr(fn))
+        self.outputs = outputs
         self.signature = inspect.signature(fn)
         self.operation_type = operation_type
         self.store = store
@@ -225,6 +237,7 @@ class _Spec:
         self.skip = {params[0]} if params and params[0] in ("self", "cls") else set()
         self.user_id = user_id if user_id is not None or "user_id" not in params else "user_id"
         self._warned = False
+        self.warned_no_result = False
 
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
         try:
@@ -273,7 +286,7 @@ class _Call:
             if error is not None:
                 fields["error"] = error_text(error)
             elif result is not _MISSING:
-                _add_result(fields, result)
+                _add_result(fields, result, self.spec)
             self.spec.recorder_submit(owned, fields)
         except Exception:
             logger.exception("genstore.record(%s): the call could not be recorded", self.spec.name)
@@ -396,22 +409,35 @@ def _is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://"))
 
 
-def _add_result(fields: dict[str, Any], value: Any) -> None:
-    if value is None:
-        return
-    if _is_url(value):
-        fields["result_url"] = value
-        return
-    if _is_image(value) or isinstance(value, PurePath):
-        fields["result"] = os.fspath(value) if isinstance(value, PurePath) else value
+@dataclasses.dataclass(frozen=True, slots=True)
+class _OutputRules:
+    """What a decorated function's return value is expected to carry."""
+
+    expects_results: bool
+    base_url: str | None
+
+
+NO_RESULT = "no result found in the return value"
+
+
+def _add_result(fields: dict[str, Any], value: Any, spec: _Spec) -> None:
+    """The outputs ``value`` carries (shared extraction), and ``value`` itself when it is more
+    than a bare output (kept, JSON-safe, under ``parameters["return"]``)."""
+    found, notes = result_sources(extract_results(value), base_url=spec.outputs.base_url)
+    fields["outputs"] = found
+    if not found and spec.outputs.expects_results:
+        notes.append(NO_RESULT)
+        if not spec.warned_no_result:
+            spec.warned_no_result = True
+            logger.warning("genstore.record(%s): %s (results=False if none is expected)",
+                           spec.name, NO_RESULT)  # fmt: skip
+    if notes:
+        fields["result_note"] = "; ".join(notes)
+    if value is None or _is_url(value) or _is_image(value) or isinstance(value, PurePath):
         return
     structured = _structured(value)
-    if structured is not _MISSING:
-        value = structured
-    found = _find_result(value)
-    if found is not None:
-        fields["result_url" if _is_url(found) else "result"] = found
-    fields["parameters"] = dict(fields.get("parameters") or {}, **{"return": _json_safe(value)})
+    kept = structured if structured is not _MISSING else value
+    fields["parameters"] = dict(fields.get("parameters") or {}, **{"return": _json_safe(kept)})
 
 
 def _structured(value: Any) -> Any:
@@ -434,24 +460,12 @@ def _structured(value: Any) -> Any:
     return _MISSING
 
 
-def _find_result(value: Any, depth: int = 0) -> Any:
-    """The URL or image a returned value carries, looking into dicts and lists."""
-    if _is_url(value) or _is_image(value):
-        return value
-    if depth > 3:
-        return None
-    if isinstance(value, Mapping):
-        for key in (*RESULT_FIELDS, "result"):
-            if key in value and (found := _find_result(value[key], depth + 1)) is not None:
-                return found
-    elif isinstance(value, (list, tuple)) and value:
-        return _find_result(value[0], depth + 1)
-    return None
-
-
 def _json_safe(value: Any, depth: int = 0) -> Any:
-    """``value`` as JSON the store accepts; what JSON cannot hold becomes a short description."""
-    if value is None or isinstance(value, (bool, int, str)):
+    """``value`` as JSON the store accepts; what JSON cannot hold becomes a short description,
+    and media inlined as base64 or ``data:`` URLs (stored as results) a note of their size."""
+    if isinstance(value, str):
+        return _without_media(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
@@ -475,6 +489,14 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     if structured is not _MISSING:
         return _json_safe(structured, depth + 1)
     return _short_repr(value)
+
+
+def _without_media(text: str) -> str:
+    if len(text) < _MEDIA_TEXT and text[:5].lower() != "data:":
+        return text
+    if text[:5].lower() == "data:" or decode_base64_media(text, require_signature=True):
+        return f"<{len(text)} characters of inline media, stored as a result>"
+    return text
 
 
 def _short_repr(value: Any) -> str:

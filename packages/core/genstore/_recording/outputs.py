@@ -20,11 +20,19 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urljoin
 
+from .._save_request import ResultSource, ResultURL
 from .._sniff import sniff_content_type
 
-__all__ = ["Output", "OutputKind", "decode_base64_media", "decode_data_url", "string_output"]
+__all__ = [
+    "Output",
+    "OutputKind",
+    "decode_base64_media",
+    "decode_data_url",
+    "result_sources",
+    "string_output",
+]
 
 OutputKind = Literal["url", "bytes", "path", "image", "file"]
 
@@ -150,3 +158,22 @@ def _b64decode(text: str) -> bytes:
     if "-" in cleaned or "_" in cleaned:
         return base64.urlsafe_b64decode(cleaned)
     return base64.b64decode(cleaned, validate=True)
+
+
+def result_sources(
+    outputs: list[Output], *, base_url: str | None
+) -> tuple[list[ResultSource], list[str]]:
+    """What the store saves for ``outputs`` (URLs to download, or the outputs themselves), and a
+    note for each output it cannot take: a relative URL with no ``base_url`` to resolve it."""
+    found: list[ResultSource] = []
+    notes: list[str] = []
+    for output in outputs:
+        if output.kind != "url":
+            found.append(output.value)
+        elif not output.is_relative_url:
+            found.append(ResultURL(output.value))
+        elif base_url is not None:
+            found.append(ResultURL(urljoin(base_url, output.value)))
+        else:
+            notes.append(f"relative result URL {output.value[:100]!r} needs a base_url to fetch")
+    return found, notes
