@@ -7,12 +7,12 @@ from urllib.parse import quote
 
 import genstore
 import pytest
-from contract import StoreContract
+from genstore.testing import BlobStoreContract, CatalogContract, StoreContract
 
 pytestmark = pytest.mark.s3
 
 
-class TestS3Sidecar(StoreContract):
+class TestS3Sidecar(StoreContract, BlobStoreContract, CatalogContract):
     @pytest.fixture
     def store_url(self, s3_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.delenv("GENSTORE_CATALOG", raising=False)
@@ -24,7 +24,7 @@ class TestS3Sidecar(StoreContract):
 
 
 @pytest.mark.postgres
-class TestS3Postgres(StoreContract):
+class TestS3Postgres(StoreContract, BlobStoreContract, CatalogContract):
     @pytest.fixture
     def store_url(self, s3_url: str, postgres_url: str) -> str:
         # Quoted: the catalog URL has its own query (?schema=...) inside the store URL's.

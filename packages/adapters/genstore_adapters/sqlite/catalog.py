@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from genstore import ImageRecord, ImageStatus, OperationRecord
 from genstore.exceptions import BackendUnavailable, ConfigurationError
-from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, hookimpl
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 
-__all__ = ["SQLiteCatalog"]
+__all__ = ["SQLiteCatalog", "open_sqlite"]
 
 T = TypeVar("T")
 
@@ -140,7 +140,6 @@ class SQLiteCatalog(Catalog):
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
             ("status", query.status),
-            ("idempotency_key", query.idempotency_key),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -250,19 +249,12 @@ class SQLiteCatalog(Catalog):
         self._local = threading.local()
 
 
-@hookimpl
-def genstore_open_catalog(url: Any, blobs: BlobStore) -> Catalog | None:
-    """``sqlite:///absolute/path.sqlite3`` (or ``sqlite`` alone: ``catalog.sqlite3`` in a local root)."""
-    if url.scheme != "sqlite":
-        return None
+def open_sqlite(url: StoreURL, blobs: BlobStore) -> SQLiteCatalog:
+    """``sqlite:///absolute/path.sqlite3``, or ``sqlite`` alone: ``catalog.sqlite3`` in the
+    folder of a local store."""
     if url.location:
         return SQLiteCatalog(Path(url.location).expanduser())
-    root = getattr(blobs, "path", None)
-    if not isinstance(root, Path):
+    root = blobs.local_root()
+    if root is None:
         raise ConfigurationError("a bare 'sqlite' catalog needs a local store; give sqlite:///path")
     return SQLiteCatalog(root / "catalog.sqlite3")
-
-
-@hookimpl
-def genstore_schemes() -> dict[str, str]:
-    return {"sqlite": "embedded SQLite catalog (sqlite:///path.sqlite3)"}

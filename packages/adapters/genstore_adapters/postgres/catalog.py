@@ -11,17 +11,17 @@ from typing import Any, Self, TypeVar
 import psycopg
 from genstore._records import ImageRecord, ImageStatus, OperationRecord
 from genstore.exceptions import AlreadyExists, BackendUnavailable, InvalidInput
-from genstore.plugin import Catalog, CatalogStats, HistoryQuery
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
-from ._config import PostgresSettings, settings_from_url
-from ._retry import retrying
-from ._schema import ensure_schema
+from .config import PostgresSettings, settings_from_url
+from .errors import retrying
+from .schema import ensure_schema
 
-__all__ = ["PostgresCatalog"]
+__all__ = ["PostgresCatalog", "open_postgres"]
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,6 @@ class PostgresCatalog(Catalog):
         for column, value in (
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
-            ("idempotency_key", query.idempotency_key),
         ):
             if value is not None:
                 where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
@@ -347,3 +346,8 @@ class PostgresCatalog(Catalog):
         if not self._closed:
             self._closed = True
             self._pool.close()
+
+
+def open_postgres(url: StoreURL, blobs: BlobStore) -> PostgresCatalog:
+    """``postgresql://`` and ``postgres://`` catalog URLs (the spec's factory)."""
+    return PostgresCatalog(url.raw)
