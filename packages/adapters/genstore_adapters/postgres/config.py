@@ -55,7 +55,7 @@ def settings_from_url(raw: str, **overrides: object) -> PostgresSettings:
     libpq_query = [(k, v) for k, v in query if k not in _GENSTORE_OPTIONS]
 
     parsed = UrlOptions(options, "postgresql:// catalog")
-    schema = parsed.text("schema", "public") or "public"
+    schema = options.get("schema", "public")
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ConfigurationError(
             f"catalog schema {schema!r}: use 1 to 63 letters, digits and underscores"

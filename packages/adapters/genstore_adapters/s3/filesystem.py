@@ -22,7 +22,7 @@ from .._retry import Attempts, RetryPolicy, retry_call_async
 from .config import S3Config
 from .errors import is_transient
 
-__all__ = ["RetryingS3FileSystem", "make_filesystem"]
+__all__ = ["RetryingS3FileSystem", "make_filesystem", "with_attempts_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ def make_filesystem(config: S3Config) -> Any:
     return fs
 
 
-def _as_is(exc: Exception, attempts: Attempts) -> BaseException:
-    # The last error is raised as it is (``errors`` translates it where the key is known), with
-    # a note saying how many attempts were made when the deadline ended the retries.
+def with_attempts_note(exc: Exception, attempts: Attempts) -> BaseException:
+    """The retry loop's ``translate``: the last error as it is (``errors`` translates it where
+    the key is known), noting how many attempts were made when the deadline ended the retries."""
     if attempts.exhausted:
         exc.add_note(f"gave up after {attempts.count} attempt(s) in {attempts.elapsed:.2f}s")
     return exc
@@ -70,7 +70,7 @@ class RetryingS3FileSystem(s3fs.S3FileSystem):  # type: ignore[misc]
             once,
             policy=self.genstore_retry,
             is_transient=is_transient,
-            translate=_as_is,
+            translate=with_attempts_note,
             on_retry=log,
         )
 
