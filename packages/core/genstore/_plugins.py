@@ -27,6 +27,7 @@ from .plugin import BackendSpec, BlobStore, Catalog, CatalogSpec
 
 __all__ = [
     "Registered",
+    "backend_candidates",
     "backend_specs",
     "catalog_specs",
     "entry_points",
@@ -152,12 +153,17 @@ def load_factory(spec: BackendSpec | CatalogSpec, scheme: str) -> Callable[..., 
     return factory  # type: ignore[no-any-return]
 
 
+def backend_candidates(scheme: str, registered: Registered[BackendSpec]) -> list[BackendSpec]:
+    """The specs ``open_backend`` tries for ``scheme``, in order: the first declaring it, else
+    every catch-all spec."""
+    exact = [spec for _, spec in registered.specs if scheme in spec.schemes]
+    return exact[:1] or [spec for _, spec in registered.specs if spec.catch_all]
+
+
 def open_backend(url: StoreURL) -> BlobStore:
     """The blob store for ``url``, from the first spec declaring its scheme (else a catch-all)."""
     registered = backend_specs()
-    exact = [spec for _, spec in registered.specs if url.scheme in spec.schemes]
-    fallback = [spec for _, spec in registered.specs if spec.catch_all]
-    for spec in exact[:1] or fallback:
+    for spec in backend_candidates(url.scheme, registered):
         blobs = load_factory(spec, url.scheme)(url)
         if blobs is not None:
             if not isinstance(blobs, BlobStore):
