@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any, TypeVar
 from genstore import ImageRecord, ImageStatus, OperationRecord
 from genstore.exceptions import BackendUnavailable, ConfigurationError
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
+
+from .errors import retrying
 
 __all__ = ["SQLiteCatalog", "open_sqlite"]
 
@@ -88,21 +89,7 @@ class SQLiteCatalog(Catalog):
         return conn
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        while True:
-            try:
-                return fn(self._conn())
-            except sqlite3.OperationalError as exc:
-                # busy_timeout covers most contention; WAL checkpoints can still say "locked".
-                transient = "locked" in str(exc) or "busy" in str(exc)
-                if transient and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
-            except sqlite3.DatabaseError as exc:
-                raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
+        return retrying(lambda: fn(self._conn()), path=self.path, deadline=self.timeout)
 
     def upsert_operation(self, record: OperationRecord) -> None:
         row = (
