@@ -43,6 +43,7 @@ from genstore_adapters.postgres import hooks as postgres_hooks
 from genstore_adapters.postgres.catalog import PostgresCatalog
 from genstore_adapters.postgres.config import settings_from_url
 from genstore_adapters.postgres.errors import is_transient, retrying, translate
+from genstore_adapters.postgres.schema import _MIGRATIONS, LATEST_VERSION
 from helpers import free_port, need_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -541,7 +542,7 @@ def test_schema_creation_racing_from_threads_applies_once(
         c.close()
     assert errors == []
     versions = pg_admin.execute(f'SELECT version FROM "{pg_schema}".genstore_schema_version')
-    assert versions.fetchall() == [(1,)]
+    assert versions.fetchall() == [(v,) for v in range(1, LATEST_VERSION + 1)]
     count = pg_admin.execute(f'SELECT count(*) FROM "{pg_schema}".genstore_operations').fetchone()
     assert count == (len(catalogs),)
 
@@ -661,3 +662,66 @@ def test_a_closed_catalog_refuses_calls(pg_catalog: PostgresCatalog) -> None:
     pg_catalog.close()
     with pytest.raises(BackendUnavailable, match="closed"):
         pg_catalog.stats()
+
+
+# -- one catalog, several stores -----------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_stores_sharing_a_catalog_never_see_or_touch_each_others_rows(pg_url: str) -> None:
+    a = PostgresCatalog(pg_url, store="s3://bucket/a")
+    b = PostgresCatalog(pg_url, store="s3://bucket/b")
+    try:
+        a.upsert_operation(op(1, key="same-key"))
+        a.upsert_operation(op(2))
+        a.upsert_image(image("alice", 1))
+        theirs = op(1, key="same-key").model_copy(update={"prompt": "b's own"})
+        b.upsert_operation(theirs)  # the same id and idempotency key in another store: no clash
+        assert a.get_operation(op(1).operation_id) == op(1, key="same-key")
+        assert b.get_operation(op(1).operation_id) == theirs
+        assert ids(b.query_operations(HistoryQuery())) == [op(1).operation_id]
+        assert list(b.operation_ids()) == [op(1).operation_id]
+        assert b.get_image("alice", "img_0001") is None and list(b.image_ids()) == []
+        assert b.list_images("alice", status=None, offset=0, limit=10) == ([], 0)
+        assert (b.stats().operations, b.stats().images) == (1, 0)
+        b.delete_operation(op(2).operation_id)
+        b.delete_image("alice", "img_0001")
+        b.clear()
+        assert (a.stats().operations, a.stats().images) == (2, 1)
+        assert b.stats().operations == 0
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.postgres
+def test_a_version_1_catalog_migrates_on_open_and_its_rows_go_to_the_first_store(
+    pg_url: str, pg_schema: str, pg_admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    from psycopg import sql
+
+    pg_admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg_schema)))
+    for statement in _MIGRATIONS[0]:
+        pg_admin.execute(sql.SQL(statement).format(s=sql.Identifier(pg_schema)))
+    pg_admin.execute(
+        f'CREATE TABLE "{pg_schema}".genstore_schema_version (version integer PRIMARY KEY,'
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    pg_admin.execute(f'INSERT INTO "{pg_schema}".genstore_schema_version VALUES (1)')
+    legacy = op(7)
+    pg_admin.execute(
+        f'INSERT INTO "{pg_schema}".genstore_operations (operation_id, created_at, user_id,'
+        " operation_type, status, record) VALUES (%s, %s, %s, %s, %s, %s)",
+        (legacy.operation_id, legacy.created_at, legacy.user_id, "text_to_image", "succeeded",
+         legacy.model_dump_json()),
+    )  # fmt: skip
+    first = PostgresCatalog(pg_url, store="s3://bucket/first")
+    later = PostgresCatalog(pg_url, store="s3://bucket/later")
+    try:
+        assert first.get_operation(legacy.operation_id) == legacy
+        assert later.get_operation(legacy.operation_id) is None
+        versions = pg_admin.execute(f'SELECT version FROM "{pg_schema}".genstore_schema_version')
+        assert versions.fetchall() == [(v,) for v in range(1, LATEST_VERSION + 1)]
+    finally:
+        first.close()
+        later.close()
