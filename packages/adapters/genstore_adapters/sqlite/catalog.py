@@ -15,41 +15,11 @@ from genstore.exceptions import BackendUnavailable, ConfigurationError
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 
 from .errors import retrying
+from .schema import claim_unnamed_rows, ensure_schema
 
 __all__ = ["SQLiteCatalog", "open_sqlite"]
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS operations (
-    operation_id TEXT PRIMARY KEY,
-    created_us INTEGER NOT NULL,
-    user_id TEXT,
-    operation_type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    idempotency_key TEXT,
-    record TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS operations_time ON operations (created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_user
-    ON operations (user_id, created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_user_type
-    ON operations (user_id, operation_type, created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_type ON operations (operation_type, created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_idempotency ON operations (idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS images (
-    user_id TEXT NOT NULL,
-    image_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_us INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (user_id, image_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS images_user ON images (user_id, created_us, image_id);
-CREATE INDEX IF NOT EXISTS images_user_status ON images (user_id, status, created_us, image_id);
-PRAGMA user_version = 1;
-"""
 
 
 def _us(value: datetime) -> int:
@@ -58,10 +28,16 @@ def _us(value: datetime) -> int:
 
 
 class SQLiteCatalog(Catalog):
-    """Records indexed in a SQLite file; one connection per thread."""
+    """Records indexed in a SQLite file; one connection per thread.
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+    ``store`` names the store whose rows this catalog reads and writes: several stores may
+    share one file and never see each other's rows. ``""`` (the default) is the unnamed store,
+    used for a catalog inside its store's own folder.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 30.0, store: str = "") -> None:
         self.path = path
+        self.store = store
         self.timeout = timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -72,7 +48,8 @@ class SQLiteCatalog(Catalog):
             raise BackendUnavailable(
                 f"cannot create the catalog folder {path.parent}: {exc}"
             ) from exc
-        self._run(lambda c: c.executescript(_SCHEMA))
+        self._run(ensure_schema)
+        self._run(lambda c: claim_unnamed_rows(c, store))
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -93,6 +70,7 @@ class SQLiteCatalog(Catalog):
 
     def upsert_operation(self, record: OperationRecord) -> None:
         row = (
+            self.store,
             record.operation_id,
             _us(record.created_at),
             record.user_id,
@@ -103,26 +81,30 @@ class SQLiteCatalog(Catalog):
         )
         self._run(
             lambda c: c.execute(
-                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?)", row
+                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
             )
         )
 
     def delete_operation(self, operation_id: str) -> None:
         self._run(
-            lambda c: c.execute("DELETE FROM operations WHERE operation_id = ?", (operation_id,))
+            lambda c: c.execute(
+                "DELETE FROM operations WHERE store = ? AND operation_id = ?",
+                (self.store, operation_id),
+            )
         )
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
         row = self._run(
             lambda c: c.execute(
-                "SELECT record FROM operations WHERE operation_id = ?", (operation_id,)
+                "SELECT record FROM operations WHERE store = ? AND operation_id = ?",
+                (self.store, operation_id),
             ).fetchone()
         )
         return OperationRecord.model_validate_json(row[0]) if row else None
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
-        where: list[str] = []
-        args: list[Any] = []
+        where: list[str] = ["store = ?"]
+        args: list[Any] = [self.store]
         for column, value in (
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
@@ -142,38 +124,46 @@ class SQLiteCatalog(Catalog):
             where.append("(created_us < ? OR (created_us = ? AND operation_id < ?))")
             args += [_us(when), _us(when), op_id]
         sql = "SELECT record FROM operations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql += " WHERE " + " AND ".join(where)  # fixed fragments; values are parameters
         sql += " ORDER BY created_us DESC, operation_id DESC LIMIT ?"
         args.append(query.limit)
         rows = self._run(lambda c: c.execute(sql, args).fetchall())
         return [OperationRecord.model_validate_json(r[0]) for r in rows]
 
     def operation_ids(self) -> Iterator[str]:
-        rows = self._run(lambda c: c.execute("SELECT operation_id FROM operations").fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT operation_id FROM operations WHERE store = ?", (self.store,)
+            ).fetchall()
+        )
         return (r[0] for r in rows)
 
     def upsert_image(self, record: ImageRecord) -> None:
         row = (
+            self.store,
             record.user_id,
             record.image_id,
             record.status.value,
             _us(record.created_at),
             record.model_dump_json(),
         )
-        self._run(lambda c: c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?)", row))
+        self._run(
+            lambda c: c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)", row)
+        )
 
     def delete_image(self, user_id: str, image_id: str) -> None:
         self._run(
             lambda c: c.execute(
-                "DELETE FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+                "DELETE FROM images WHERE store = ? AND user_id = ? AND image_id = ?",
+                (self.store, user_id, image_id),
             )
         )
 
     def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
         row = self._run(
             lambda c: c.execute(
-                "SELECT record FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+                "SELECT record FROM images WHERE store = ? AND user_id = ? AND image_id = ?",
+                (self.store, user_id, image_id),
             ).fetchone()
         )
         return ImageRecord.model_validate_json(row[0]) if row else None
@@ -181,8 +171,8 @@ class SQLiteCatalog(Catalog):
     def list_images(
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
     ) -> tuple[list[ImageRecord], int]:
-        where = "user_id = ?"
-        args: list[Any] = [user_id]
+        where = "store = ? AND user_id = ?"
+        args: list[Any] = [self.store, user_id]
         if status is not None:
             where += " AND status = ?"
             args.append(ImageStatus(status).value)
@@ -205,24 +195,41 @@ class SQLiteCatalog(Catalog):
         return [ImageRecord.model_validate_json(r[0]) for r in rows], total
 
     def image_ids(self) -> Iterator[tuple[str, str]]:
-        rows = self._run(lambda c: c.execute("SELECT user_id, image_id FROM images").fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT user_id, image_id FROM images WHERE store = ?", (self.store,)
+            ).fetchall()
+        )
         return ((r[0], r[1]) for r in rows)
 
     def clear(self) -> None:
-        self._run(
-            lambda c: c.executescript("BEGIN; DELETE FROM operations; DELETE FROM images; COMMIT;")
-        )
+        def delete(c: sqlite3.Connection) -> None:
+            # Only this store's rows: another store sharing the file keeps its own.
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM operations WHERE store = ?", (self.store,))
+                c.execute("DELETE FROM images WHERE store = ?", (self.store,))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        self._run(delete)
 
     def stats(self) -> CatalogStats:
         def read(c: sqlite3.Connection) -> CatalogStats:
             out = CatalogStats()
             for op_type, status, n in c.execute(
-                "SELECT operation_type, status, count(*) FROM operations GROUP BY 1, 2"
+                "SELECT operation_type, status, count(*) FROM operations WHERE store = ?"
+                " GROUP BY 1, 2",
+                (self.store,),
             ):
                 out.operations += n
                 out.by_type[op_type] = out.by_type.get(op_type, 0) + n
                 out.by_status[status] = out.by_status.get(status, 0) + n
-            out.images = c.execute("SELECT count(*) FROM images").fetchone()[0]
+            out.images = c.execute(
+                "SELECT count(*) FROM images WHERE store = ?", (self.store,)
+            ).fetchone()[0]
             return out
 
         return self._run(read)
@@ -239,9 +246,13 @@ class SQLiteCatalog(Catalog):
 def open_sqlite(url: StoreURL, blobs: BlobStore) -> SQLiteCatalog:
     """``sqlite:///absolute/path.sqlite3``, or ``sqlite`` alone: ``catalog.sqlite3`` in the
     folder of a local store."""
-    if url.location:
-        return SQLiteCatalog(Path(url.location).expanduser())
     root = blobs.local_root()
+    if url.location:
+        path = Path(url.location).expanduser().resolve()
+        # A file inside the store's own folder is that store's alone: keyed by the unnamed
+        # store, it survives moving the folder. One elsewhere may be shared: rows name the store.
+        own = root is not None and path.is_relative_to(root.resolve())
+        return SQLiteCatalog(path, store="" if own else blobs.url)
     if root is None:
         raise ConfigurationError("a bare 'sqlite' catalog needs a local store; give sqlite:///path")
     return SQLiteCatalog(root / "catalog.sqlite3")
