@@ -118,11 +118,12 @@ def test_routing_and_the_listing_read_the_same_specs() -> None:
 def test_a_factory_is_imported_only_when_its_scheme_is_opened(plugin_dir: Path) -> None:
     (plugin_dir / "lazy_vault.py").write_text(
         textwrap.dedent(
-            """
+            f"""
+            from pathlib import Path
             from genstore_adapters.local.blobs import LocalBlobStore
 
             def open_vault(url):
-                return LocalBlobStore(url.path.parent / "vault" / url.location)
+                return LocalBlobStore(Path({str(plugin_dir / "vault")!r}) / url.location)
             """
         )
     )
@@ -138,6 +139,7 @@ def test_a_factory_is_imported_only_when_its_scheme_is_opened(plugin_dir: Path) 
             store.save_complete_operation(operation_type="t", prompt="third party")
             assert store.history().items[0].prompt == "third party"
         assert "lazy_vault" in sys.modules
+        assert (plugin_dir / "vault" / "here" / "operations").is_dir()
     finally:
         _plugins.unregister_plugin("test-lazy")
         sys.modules.pop("lazy_vault", None)
