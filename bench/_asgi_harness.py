@@ -159,14 +159,14 @@ def _real_store(root: Path, mode: str) -> Any:
 
     store = genstore.open_store(root)
     if mode == "slow-wrapped":
-        write = store.blobs.write
+        write = store.blobs._write
 
         def slow_write(key: str, *args: Any, **kwargs: Any) -> int:
             if key.startswith("operations/") and key.endswith(".json"):
                 time.sleep(0.2)  # one sidecar per save: 200 ms per save
             return write(key, *args, **kwargs)
 
-        store.blobs.write = slow_write  # type: ignore[method-assign]
+        store.blobs._write = slow_write  # type: ignore[method-assign]
     return store
 
 

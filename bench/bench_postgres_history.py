@@ -161,7 +161,7 @@ def bench_postgres_history(
                 pg_times, pg_pages = _time_history(store, queries)
         sqlite_times: list[float] | None = None
         same_pages: bool | None = None
-        if importlib.util.find_spec("genstore_adapters.sqlite_catalog") is not None:
+        if importlib.util.find_spec("genstore_adapters.sqlite.catalog") is not None:
             with genstore.open_store(str(tmp / "sqlite")) as store:
                 _fill_sqlite(store, data)
                 sqlite_times, sqlite_pages = _time_history(store, queries)
@@ -179,7 +179,7 @@ def bench_postgres_history(
     ]  # fmt: skip
     notes = [f"Building {records:,} records took {build_s:.1f} s (not timed below)."]
     if sqlite_times is None:
-        notes.append("genstore_adapters.sqlite_catalog is not installed: no SQLite comparison.")
+        notes.append("genstore_adapters.sqlite.catalog is not installed: no SQLite comparison.")
     else:
         sqlite_ms = statistics.median(sqlite_times) * 1000
         rows[0].update(baseline=round(sqlite_ms, 3), baseline_label="SQLite catalog ms (median)",

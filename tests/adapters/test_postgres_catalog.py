@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import genstore_adapters
 import psycopg
 import pytest
 from genstore import (
@@ -35,13 +34,16 @@ from genstore import (
     OperationStatus,
     RequestInfo,
 )
+from genstore._plugins import catalog_specs, open_catalog
 from genstore._url import parse_catalog_url
 from genstore.plugin import HistoryQuery
-from genstore_adapters import postgres_catalog
-from genstore_adapters.postgres import _catalog as catalog_module
-from genstore_adapters.postgres._catalog import PostgresCatalog
-from genstore_adapters.postgres._config import settings_from_url
-from genstore_adapters.postgres._retry import is_transient, retrying, translate
+from genstore_adapters.local.blobs import LocalBlobStore
+from genstore_adapters.postgres import catalog as catalog_module
+from genstore_adapters.postgres import hooks as postgres_hooks
+from genstore_adapters.postgres.catalog import PostgresCatalog
+from genstore_adapters.postgres.config import settings_from_url
+from genstore_adapters.postgres.errors import is_transient, retrying, translate
+from genstore_adapters.postgres.schema import _MIGRATIONS, LATEST_VERSION
 from helpers import free_port, need_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -82,7 +84,7 @@ def pg_url(pg_schema: str) -> str:
 
 @pytest.fixture
 def pg_catalog(pg_url: str) -> Iterator[PostgresCatalog]:
-    catalog = postgres_catalog.open_postgres_catalog(pg_url)
+    catalog = PostgresCatalog(pg_url)
     yield catalog
     catalog.close()
 
@@ -168,9 +170,14 @@ def test_bad_settings_are_configuration_errors(url: str) -> None:
         (psycopg.errors.AdminShutdown("terminating connection"), True),
         (psycopg.errors.SerializationFailure("could not serialize"), True),
         (psycopg.errors.DeadlockDetected("deadlock"), True),
-        (psycopg.errors.QueryCanceled("statement timeout"), True),
+        (psycopg.errors.CannotConnectNow("starting up"), True),
         (psycopg.errors.TooManyConnections("too many clients"), True),
-        (psycopg.errors.LockNotAvailable("lock timeout"), True),
+        # Only connection-level failures are retried (genstore_adapters._sqlstate): a statement
+        # or lock timeout is the query's own, and waiting the deadline would not cure it.
+        (psycopg.errors.QueryCanceled("statement timeout"), False),
+        (psycopg.errors.LockNotAvailable("lock timeout"), False),
+        (psycopg.errors.InvalidPassword("bad password"), False),
+        (psycopg.errors.InvalidCatalogName("no such database"), False),
         (psycopg.errors.UndefinedTable("no such table"), False),
         (psycopg.errors.UniqueViolation("duplicate"), False),
         (psycopg.errors.ProgramLimitExceeded("index row too big"), False),
@@ -235,42 +242,35 @@ def test_retrying_does_not_retry_lasting_errors() -> None:
     assert calls == 1
 
 
-def test_missing_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_psycopg_names_the_extra_from_the_spec(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
-    monkeypatch.delitem(sys.modules, "genstore_adapters.postgres_catalog")
-    # The re-import below rebinds the package attribute too: have it restored afterwards.
-    monkeypatch.setattr(genstore_adapters, "postgres_catalog", postgres_catalog)
-    module = importlib.import_module("genstore_adapters.postgres_catalog")  # imports fine
+    for name in [m for m in sys.modules if m.startswith("genstore_adapters.postgres.")]:
+        monkeypatch.delitem(sys.modules, name)
+    importlib.import_module("genstore_adapters.postgres.hooks")  # the spec imports fine
     with pytest.raises(MissingDependency, match=r"pip install 'genstore\[postgres\]'") as info:
-        module.genstore_open_catalog(url=parse_catalog_url(PG_DSN))
+        open_catalog(parse_catalog_url(PG_DSN), LocalBlobStore(tmp_path))
     assert (info.value.extra, info.value.package) == ("postgres", "psycopg")
-    assert module.genstore_open_catalog(url=parse_catalog_url("sqlite:///x.db")) is None
 
 
-def test_schemes_hook_describes_postgresql() -> None:
-    assert list(postgres_catalog.genstore_schemes()) == ["postgresql"]
+def test_the_spec_declares_both_schemes_and_the_extra() -> None:
+    spec = postgres_hooks.SPEC
+    assert spec.schemes == ("postgresql", "postgres") and spec.extra == "postgres"
+    assert ("postgres", spec) in catalog_specs().specs
 
 
 # -- against the server --------------------------------------------------------------------------
 
 
 @pytest.mark.postgres
-def test_hook_opens_postgres_and_postgresql_urls(pg_url: str) -> None:
+def test_registry_opens_postgres_and_postgresql_urls(pg_url: str, tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path)
     for url in (pg_url, pg_url.replace("postgresql://", "postgres://", 1)):
-        catalog = postgres_catalog.genstore_open_catalog(url=parse_catalog_url(url))
+        catalog = open_catalog(parse_catalog_url(url), blobs)
         assert isinstance(catalog, PostgresCatalog)
         assert catalog.stats().operations == 0
         catalog.close()
-
-
-@pytest.mark.postgres
-def test_plugin_manager_finds_the_catalog_by_entry_point(pg_url: str) -> None:
-    from genstore._plugins import get_plugin_manager
-
-    hook = get_plugin_manager().hook
-    catalog = hook.genstore_open_catalog(url=parse_catalog_url(pg_url), blobs=None)
-    assert isinstance(catalog, PostgresCatalog)
-    catalog.close()
 
 
 json_values = st.recursive(
@@ -411,12 +411,10 @@ def test_limit_zero_is_empty_and_negative_is_invalid(pg_catalog: PostgresCatalog
 
 
 @pytest.mark.postgres
-def test_idempotency_key_finds_its_record_and_stays_unique(pg_catalog: PostgresCatalog) -> None:
+def test_idempotency_key_stays_unique(pg_catalog: PostgresCatalog) -> None:
     first = op(1, key="req-42")
     pg_catalog.upsert_operation(first)
     pg_catalog.upsert_operation(op(2, key="other"))
-    assert pg_catalog.query_operations(HistoryQuery(idempotency_key="req-42")) == [first]
-    assert pg_catalog.query_operations(HistoryQuery(idempotency_key="req-43")) == []
     with pytest.raises(AlreadyExists, match="req-42"):
         pg_catalog.upsert_operation(op(3, key="req-42"))
     pg_catalog.upsert_operation(first)  # the same record again is fine
@@ -498,7 +496,7 @@ def test_stats_count_by_type_and_status_and_clear_empties(pg_catalog: PostgresCa
 @pytest.mark.postgres
 def test_a_second_instance_reuses_the_schema(pg_catalog: PostgresCatalog, pg_url: str) -> None:
     pg_catalog.upsert_operation(op(1))
-    with_deadline = postgres_catalog.open_postgres_catalog(pg_url, deadline=2)
+    with_deadline = PostgresCatalog(pg_url, deadline=2)
     try:
         assert with_deadline.get_operation(op(1).operation_id) == op(1)
     finally:
@@ -512,7 +510,7 @@ def test_a_newer_schema_version_is_refused(
     pg_catalog.stats()
     schema = pg_catalog.settings.schema
     pg_admin.execute(f'INSERT INTO "{schema}".genstore_schema_version (version) VALUES (99)')
-    newer = postgres_catalog.open_postgres_catalog(pg_url)
+    newer = PostgresCatalog(pg_url)
     try:
         with pytest.raises(ConfigurationError, match="version 99"):
             newer.stats()
@@ -524,7 +522,7 @@ def test_a_newer_schema_version_is_refused(
 def test_schema_creation_racing_from_threads_applies_once(
     pg_url: str, pg_schema: str, pg_admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    catalogs = [postgres_catalog.open_postgres_catalog(pg_url) for _ in range(6)]
+    catalogs = [PostgresCatalog(pg_url) for _ in range(6)]
     barrier = threading.Barrier(len(catalogs), timeout=30)
     errors: list[BaseException] = []
 
@@ -544,7 +542,7 @@ def test_schema_creation_racing_from_threads_applies_once(
         c.close()
     assert errors == []
     versions = pg_admin.execute(f'SELECT version FROM "{pg_schema}".genstore_schema_version')
-    assert versions.fetchall() == [(1,)]
+    assert versions.fetchall() == [(v,) for v in range(1, LATEST_VERSION + 1)]
     count = pg_admin.execute(f'SELECT count(*) FROM "{pg_schema}".genstore_operations').fetchone()
     assert count == (len(catalogs),)
 
@@ -554,10 +552,10 @@ _WRITER = textwrap.dedent(
     import sys
     from datetime import UTC, datetime, timedelta
     from genstore import OperationRecord
-    from genstore_adapters.postgres_catalog import open_postgres_catalog
+    from genstore_adapters.postgres.catalog import PostgresCatalog
 
     url, worker, own, shared = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    catalog = open_postgres_catalog(url, deadline=30)
+    catalog = PostgresCatalog(url, deadline=30)
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
     for n in range(max(own, shared)):
         for name, count in ((f"w{worker}", own), ("shared", shared)):
@@ -611,7 +609,7 @@ def _kill_backends(admin: psycopg.Connection[tuple[object, ...]], application_na
 def test_pool_recovers_after_its_connections_are_terminated(
     pg_url: str, pg_schema: str, pg_admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    catalog = postgres_catalog.open_postgres_catalog(pg_url, pool_min=2)
+    catalog = PostgresCatalog(pg_url, pool_min=2)
     try:
         catalog.upsert_operation(op(0))
         for n in range(1, 4):
@@ -629,12 +627,16 @@ def test_a_statement_stuck_on_a_lock_gives_up_then_recovers(
     pg_catalog: PostgresCatalog, pg_schema: str, pg_url: str
 ) -> None:
     pg_catalog.stats()
-    short = postgres_catalog.open_postgres_catalog(pg_url, deadline=0.5)
+    short = PostgresCatalog(pg_url, deadline=0.5)
     try:
         with psycopg.connect(PG_DSN) as locker:
             locker.execute(f'LOCK TABLE "{pg_schema}".genstore_operations IN ACCESS EXCLUSIVE MODE')
-            with pytest.raises(BackendUnavailable, match="did not answer"):
+            started = time.monotonic()
+            # The statement timeout (the deadline) ends it; not retried: it already took the
+            # whole deadline, and only connection-level failures are.
+            with pytest.raises(BackendUnavailable, match="statement timeout"):
                 short.upsert_operation(op(1))
+            assert time.monotonic() - started < 0.5 + 2.0
         short.upsert_operation(op(1))  # lock released with the locker's transaction
         assert short.get_operation(op(1).operation_id) == op(1)
     finally:
@@ -643,9 +645,7 @@ def test_a_statement_stuck_on_a_lock_gives_up_then_recovers(
 
 def test_unreachable_server_is_backend_unavailable_within_the_deadline() -> None:
     port = free_port()  # bound then released: nothing listens there
-    catalog = postgres_catalog.open_postgres_catalog(
-        f"postgresql://postgres@127.0.0.1:{port}/test", deadline=0.5
-    )
+    catalog = PostgresCatalog(f"postgresql://postgres@127.0.0.1:{port}/test", deadline=0.5)
     try:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}"):
@@ -662,3 +662,66 @@ def test_a_closed_catalog_refuses_calls(pg_catalog: PostgresCatalog) -> None:
     pg_catalog.close()
     with pytest.raises(BackendUnavailable, match="closed"):
         pg_catalog.stats()
+
+
+# -- one catalog, several stores -----------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_stores_sharing_a_catalog_never_see_or_touch_each_others_rows(pg_url: str) -> None:
+    a = PostgresCatalog(pg_url, store="s3://bucket/a")
+    b = PostgresCatalog(pg_url, store="s3://bucket/b")
+    try:
+        a.upsert_operation(op(1, key="same-key"))
+        a.upsert_operation(op(2))
+        a.upsert_image(image("alice", 1))
+        theirs = op(1, key="same-key").model_copy(update={"prompt": "b's own"})
+        b.upsert_operation(theirs)  # the same id and idempotency key in another store: no clash
+        assert a.get_operation(op(1).operation_id) == op(1, key="same-key")
+        assert b.get_operation(op(1).operation_id) == theirs
+        assert ids(b.query_operations(HistoryQuery())) == [op(1).operation_id]
+        assert list(b.operation_ids()) == [op(1).operation_id]
+        assert b.get_image("alice", "img_0001") is None and list(b.image_ids()) == []
+        assert b.list_images("alice", status=None, offset=0, limit=10) == ([], 0)
+        assert (b.stats().operations, b.stats().images) == (1, 0)
+        b.delete_operation(op(2).operation_id)
+        b.delete_image("alice", "img_0001")
+        b.clear()
+        assert (a.stats().operations, a.stats().images) == (2, 1)
+        assert b.stats().operations == 0
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.postgres
+def test_a_version_1_catalog_migrates_on_open_and_its_rows_go_to_the_first_store(
+    pg_url: str, pg_schema: str, pg_admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    from psycopg import sql
+
+    pg_admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg_schema)))
+    for statement in _MIGRATIONS[0]:
+        pg_admin.execute(sql.SQL(statement).format(s=sql.Identifier(pg_schema)))
+    pg_admin.execute(
+        f'CREATE TABLE "{pg_schema}".genstore_schema_version (version integer PRIMARY KEY,'
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    pg_admin.execute(f'INSERT INTO "{pg_schema}".genstore_schema_version VALUES (1)')
+    legacy = op(7)
+    pg_admin.execute(
+        f'INSERT INTO "{pg_schema}".genstore_operations (operation_id, created_at, user_id,'
+        " operation_type, status, record) VALUES (%s, %s, %s, %s, %s, %s)",
+        (legacy.operation_id, legacy.created_at, legacy.user_id, "text_to_image", "succeeded",
+         legacy.model_dump_json()),
+    )  # fmt: skip
+    first = PostgresCatalog(pg_url, store="s3://bucket/first")
+    later = PostgresCatalog(pg_url, store="s3://bucket/later")
+    try:
+        assert first.get_operation(legacy.operation_id) == legacy
+        assert later.get_operation(legacy.operation_id) is None
+        versions = pg_admin.execute(f'SELECT version FROM "{pg_schema}".genstore_schema_version')
+        assert versions.fetchall() == [(v,) for v in range(1, LATEST_VERSION + 1)]
+    finally:
+        first.close()
+        later.close()

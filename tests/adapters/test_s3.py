@@ -299,20 +299,23 @@ def test_large_result_streams_through_multipart_both_ways(
 
 def test_missing_s3fs_names_the_extra(monkeypatch: pytest.MonkeyPatch, aws_env: None) -> None:
     monkeypatch.setitem(sys.modules, "s3fs", None)
+    for name in [m for m in sys.modules if m.startswith("genstore_adapters.s3.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, as in a process without s3fs
     with pytest.raises(MissingDependency) as info:
         genstore.open_store("s3://bucket/prefix")
     assert info.value.extra == "s3" and info.value.package == "s3fs"
     assert "pip install 'genstore[s3]'" in str(info.value)
 
 
-def test_plugin_module_imports_without_s3fs_or_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_spec_imports_without_s3fs_or_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(sys.modules):
         if name.startswith("genstore_adapters.s3"):
             monkeypatch.delitem(sys.modules, name)
     for name in ("s3fs", "botocore", "aiobotocore", "boto3"):
         monkeypatch.setitem(sys.modules, name, None)
-    module = importlib.import_module("genstore_adapters.s3")
-    assert callable(module.genstore_open_backend)
+    hooks = importlib.import_module("genstore_adapters.s3.hooks")
+    assert hooks.genstore_backends() == [hooks.SPEC]
+    assert hooks.SPEC.schemes == ("s3", "s3a") and hooks.SPEC.extra == "s3"
 
 
 # -- the error table -------------------------------------------------------------------------
@@ -357,7 +360,7 @@ def _client_error(code: str, status: int, **extra: str) -> Exception:
 def test_s3_error_table(
     code: str, status: int, writing: bool, expected: type[Exception], transient: bool
 ) -> None:
-    from genstore_adapters.s3._errors import is_transient, translate
+    from genstore_adapters.s3.errors import is_transient, translate
     from s3fs.errors import translate_boto_error
 
     raw = _client_error(code, status)
@@ -375,7 +378,7 @@ def test_connection_and_configuration_errors_are_typed() -> None:
         ParamValidationError,
         ReadTimeoutError,
     )
-    from genstore_adapters.s3._errors import is_transient, translate
+    from genstore_adapters.s3.errors import is_transient, translate
 
     for exc in (
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),

@@ -16,7 +16,8 @@ from typing import Any
 import genstore
 import pytest
 from genstore import AuthError, BackendUnavailable, GenstoreError
-from genstore_adapters.s3._retry import RetryPolicy, retrying
+from genstore_adapters._retry import RetryPolicy, retry_call_async
+from genstore_adapters.s3.filesystem import with_attempts_note
 from helpers import png_bytes
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,10 +55,11 @@ def _run(policy: RetryPolicy, outcomes: list[BaseException | str], fake: _FakeTi
         return outcome
 
     return asyncio.run(
-        retrying(
+        retry_call_async(
             call,
-            policy,
-            transient=lambda e: isinstance(e, _Flaky),
+            policy=policy,
+            is_transient=lambda e: isinstance(e, _Flaky),
+            translate=with_attempts_note,
             clock=fake.clock,
             sleep=fake.sleep,
         )
@@ -326,7 +328,7 @@ def test_server_stopped_mid_multipart_upload_leaves_nothing_visible(
 
 
 def test_genstore_errors_are_never_retried() -> None:
-    from genstore_adapters.s3._errors import is_transient
+    from genstore_adapters.s3.errors import is_transient
 
     assert not is_transient(BackendUnavailable("already translated"))
     assert not is_transient(GenstoreError("x"))

@@ -34,19 +34,17 @@ from genstore import (
     OperationStatus,
     PayloadTooLarge,
 )
-from genstore._plugins import get_plugin_manager
+from genstore._plugins import backend_specs, catalog_specs, open_backend
 from genstore._url import parse_catalog_url, parse_url
 from genstore.plugin import HistoryQuery
-from genstore_adapters.supabase import (
-    genstore_open_backend,
-    genstore_open_catalog,
-    genstore_schemes,
-)
-from genstore_adapters.supabase._connection import Settings, SupabaseConnection
-from genstore_adapters.supabase._errors import describe, is_transient, to_genstore
-from genstore_adapters.supabase._stream import spool
-from genstore_adapters.supabase.backend import SupabaseBlobStore
-from genstore_adapters.supabase.catalog import SupabaseCatalog
+from genstore_adapters._retry import RetryPolicy
+from genstore_adapters.supabase import hooks
+from genstore_adapters.supabase.blobs import SupabaseBlobStore, open_supabase
+from genstore_adapters.supabase.catalog import SupabaseCatalog, open_supabase_catalog
+from genstore_adapters.supabase.config import Settings
+from genstore_adapters.supabase.connection import SupabaseConnection
+from genstore_adapters.supabase.errors import call, describe, is_transient, to_genstore
+from genstore_adapters.supabase.stream import spool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from storage3.exceptions import StorageApiError
@@ -74,7 +72,7 @@ def fake(server: tuple[FakeSupabase, str], monkeypatch: pytest.MonkeyPatch) -> F
 
 
 def open_blobs(url: str = f"supabase://{BUCKET}/tenant?deadline=2") -> SupabaseBlobStore:
-    store = genstore_open_backend(parse_url(url))
+    store = open_supabase(parse_url(url))
     assert isinstance(store, SupabaseBlobStore)
     return store
 
@@ -88,7 +86,7 @@ def blobs(fake: FakeSupabase) -> Iterator[SupabaseBlobStore]:
 
 @pytest.fixture
 def catalog(blobs: SupabaseBlobStore) -> Iterator[SupabaseCatalog]:
-    cat = genstore_open_catalog(parse_catalog_url("supabase"), blobs)
+    cat = open_supabase_catalog(parse_catalog_url("supabase"), blobs)
     assert isinstance(cat, SupabaseCatalog)
     yield cat
     cat.close()
@@ -125,23 +123,25 @@ def image(user: str, i: int, **fields: Any) -> ImageRecord:
 # -- the plugin --------------------------------------------------------------------------------
 
 
-def test_plugin_serves_the_supabase_scheme_only(fake: FakeSupabase) -> None:
-    assert "supabase" in genstore_schemes()
-    assert genstore_open_backend(parse_url("s3://bucket")) is None
-    opened = get_plugin_manager().hook.genstore_open_backend(url=parse_url(f"supabase://{BUCKET}"))
+def test_the_specs_route_the_supabase_scheme(fake: FakeSupabase) -> None:
+    assert ("supabase", hooks.BACKEND) in backend_specs().specs
+    assert ("supabase", hooks.CATALOG) in catalog_specs().specs
+    assert hooks.BACKEND.schemes == hooks.CATALOG.schemes == ("supabase",)
+    opened = open_backend(parse_url(f"supabase://{BUCKET}"))
     assert isinstance(opened, SupabaseBlobStore)
     assert opened.default_catalog == "supabase"
     assert opened.url == f"supabase://{BUCKET}"
     opened.close()
 
 
-def test_module_imports_without_the_extra_and_opening_names_it() -> None:
+def test_the_spec_imports_without_the_extra_and_opening_names_it() -> None:
     code = (
         "import sys; sys.modules['supabase'] = None\n"
-        "import genstore_adapters.supabase as m\n"
+        "import genstore_adapters.supabase.hooks\n"
+        "from genstore._plugins import open_backend\n"
         "from genstore._url import parse_url\n"
         "from genstore import MissingDependency\n"
-        "try:\n    m.genstore_open_backend(parse_url('supabase://b'))\n"
+        "try:\n    open_backend(parse_url('supabase://b'))\n"
         "except MissingDependency as e:\n    print('MISSING', e)\n"
     )
     env = {**os.environ, "SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_ROLE_KEY": "k"}
@@ -156,8 +156,10 @@ def test_missing_extra_raises_missing_dependency(
     fake: FakeSupabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "supabase", None)
+    for name in [m for m in sys.modules if m.startswith("genstore_adapters.supabase.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, as in a process without it
     with pytest.raises(MissingDependency, match=r"genstore\[supabase\]") as info:
-        open_blobs()
+        open_backend(parse_url(f"supabase://{BUCKET}"))
     assert info.value.extra == "supabase" and info.value.package == "supabase"
 
 
@@ -207,7 +209,7 @@ def test_storage_url_alone_serves_blobs_but_the_catalog_needs_supabase_url(
         assert store.read("a.txt") == b"direct"
         assert fake.buckets[BUCKET].objects["tenant/a.txt"].data == b"direct"
         with pytest.raises(ConfigurationError, match="SUPABASE_URL"):
-            genstore_open_catalog(parse_catalog_url("supabase"), store)
+            open_supabase_catalog(parse_catalog_url("supabase"), store)
     finally:
         store.close()
 
@@ -250,7 +252,7 @@ def test_existing_private_bucket_wins_over_the_public_option(
 def test_duplicate_bucket_maps_to_already_exists(blobs: SupabaseBlobStore) -> None:
     storage = blobs.connection.storage
     with pytest.raises(AlreadyExists, match="already exists"):
-        blobs.retry.call(lambda: storage.create_bucket(BUCKET), what="create bucket")
+        call(blobs.retry, lambda: storage.create_bucket(BUCKET), what="create bucket")
 
 
 # -- writing and reading -----------------------------------------------------------------------
@@ -517,7 +519,7 @@ def test_timeouts_are_retried(fake: FakeSupabase) -> None:
 def test_persistent_failures_end_in_backend_unavailable(
     blobs: SupabaseBlobStore, fake: FakeSupabase
 ) -> None:
-    blobs.retry = type(blobs.retry)(deadline=0.3)
+    blobs.retry = RetryPolicy(deadline=0.3)
     fake.fail_next(10_000, 503)
     with pytest.raises(BackendUnavailable, match="gave up after") as info:
         blobs.write("never", [b"x"])
@@ -570,7 +572,7 @@ def test_catalog_without_the_migration_says_how_to_fix_it(
 ) -> None:
     fake.tables_installed = False
     with pytest.raises(ConfigurationError, match="genstore supabase-sql"):
-        genstore_open_catalog(parse_catalog_url("supabase"), blobs)
+        open_supabase_catalog(parse_catalog_url("supabase"), blobs)
 
 
 def test_operations_round_trip_exactly(catalog: SupabaseCatalog, fake: FakeSupabase) -> None:
@@ -608,7 +610,6 @@ def test_history_filters_order_and_cursor(catalog: SupabaseCatalog) -> None:
                 user_id=f"user_{i % 3}",
                 operation_type=("a", "b")[i % 2],
                 status="failed" if i % 4 == 0 else "succeeded",
-                idempotency_key=f"k{i}",
             )
         )
     same_time = [op(100 + i, created_at=T0 + timedelta(hours=1)) for i in range(3)]
@@ -627,7 +628,6 @@ def test_history_filters_order_and_cursor(catalog: SupabaseCatalog) -> None:
         "004",
         "003",
     ]
-    assert ids(idempotency_key="k7") == ["007"]
     tie = (T0 + timedelta(hours=1), same_time[1].operation_id)
     assert ids(before=tie, limit=3) == ["100", "011", "010"]
 
@@ -636,7 +636,7 @@ def test_history_pages_through_a_low_max_rows_cap(
     blobs: SupabaseBlobStore, fake: FakeSupabase
 ) -> None:
     fake.max_rows = 7
-    cat = genstore_open_catalog(parse_catalog_url("supabase?max_rows=7"), blobs)
+    cat = open_supabase_catalog(parse_catalog_url("supabase?max_rows=7"), blobs)
     assert isinstance(cat, SupabaseCatalog)
     try:
         for i in range(25):
@@ -711,7 +711,7 @@ def test_catalog_retries_then_gives_up(catalog: SupabaseCatalog, fake: FakeSupab
     catalog.upsert_operation(op(1))
     fake.fail_next(1, 503)
     assert catalog.get_operation(op(1).operation_id) == op(1)
-    catalog.retry = type(catalog.retry)(deadline=0.3)
+    catalog.retry = RetryPolicy(deadline=0.3)
     fake.fail_next(10_000, 503)
     with pytest.raises(BackendUnavailable, match="gave up after"):
         catalog.upsert_operation(op(2))

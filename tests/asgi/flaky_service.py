@@ -23,8 +23,8 @@ from typing import IO
 import genstore
 import uvicorn
 from genstore.plugin import BlobInfo, BlobStore
-from genstore_adapters.local import LocalBlobStore
-from genstore_adapters.sqlite_catalog import SQLiteCatalog
+from genstore_adapters.local.blobs import LocalBlobStore
+from genstore_adapters.sqlite.catalog import SQLiteCatalog
 from genstore_asgi import RecordingMiddleware
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -64,37 +64,35 @@ class FlakyBlobStore(BlobStore):
         self.default_catalog = inner.default_catalog
         self.path = inner.path  # where the recorder puts its spool: <root>/.spool
 
-    def write(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        exclusive: bool = False,
+    def local_root(self) -> Path | None:
+        return self.inner.local_root()
+
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         self.switch.check()
         return self.inner.write(key, chunks, content_type=content_type, exclusive=exclusive)
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         self.switch.check()
         return self.inner.open(key)
 
-    def read(self, key: str) -> bytes:
+    def _read(self, key: str) -> bytes:
         self.switch.check()
         return self.inner.read(key)
 
-    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+    def _url_for(self, key: str, *, expires: int) -> str | None:
         return self.inner.url_for(key, expires=expires)
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         self.switch.check()
         return self.inner.exists(key)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         self.switch.check()
         self.inner.delete(key)
 
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
         self.switch.check()
         return self.inner.list(prefix)
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from contract import StoreContract
+from genstore.testing import BlobStoreContract, CatalogContract, StoreContract
 
 pytestmark = pytest.mark.postgres
 
 
-class TestLocalPostgres(StoreContract):
+class TestLocalPostgres(StoreContract, BlobStoreContract, CatalogContract):
     @pytest.fixture
     def store_url(self, tmp_path: Path, postgres_url: str) -> str:
         # Quoted: the catalog URL has its own query (?schema=...) inside the store URL's.

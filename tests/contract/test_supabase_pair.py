@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import genstore
 import pytest
-from contract import StoreContract
 from fakes.supabase_server import FakeSupabase, running_fake_supabase
+from genstore.testing import BlobStoreContract, CatalogContract, StoreContract
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def supabase_server() -> Iterator[tuple[FakeSupabase, str]]:
         yield running
 
 
-class TestSupabasePair(StoreContract):
+class TestSupabasePair(StoreContract, BlobStoreContract, CatalogContract):
     @pytest.fixture
     def store_url(
         self, supabase_server: tuple[FakeSupabase, str], monkeypatch: pytest.MonkeyPatch
@@ -38,7 +38,7 @@ class TestSupabasePair(StoreContract):
     def test_the_pair_is_supabase_storage_and_the_supabase_catalog(
         self, store: genstore.Store, supabase_server: tuple[FakeSupabase, str]
     ) -> None:
-        from genstore_adapters.supabase.backend import SupabaseBlobStore
+        from genstore_adapters.supabase.blobs import SupabaseBlobStore
         from genstore_adapters.supabase.catalog import SupabaseCatalog
 
         assert isinstance(store.blobs, SupabaseBlobStore)

@@ -542,7 +542,7 @@ def test_spool_drain_exits_1_when_the_store_refuses(
 
 class _ExplodingSchemes:
     @hookimpl
-    def genstore_schemes(self) -> dict[str, str]:
+    def genstore_backends(self) -> list[Any]:
         raise RuntimeError("cannot list")
 
 
@@ -559,6 +559,7 @@ def test_plugins_lists_schemes_and_failures(run: Run, monkeypatch: pytest.Monkey
     data = json.loads(result.stdout)
     schemes = {row["scheme"]: row["plugin"] for row in data["schemes"]}
     assert schemes["file"] == "local" and schemes["sqlite"] == "sqlite"
+    assert schemes["s3a"] == "s3" and schemes["postgres"] == "postgres"  # every declared scheme
     assert data["failed"]["broken"] == "ImportError: nope"
     assert "cannot list" in data["failed"]["exploding"]
     table = run("plugins", store_url=None).stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -100,6 +101,81 @@ def test_operation_keys_parse_back() -> None:
     with pytest.raises(InvalidInput):
         _keys.operation_result_key(op_id, "../x")
     assert _keys.parse_key(".tmp/abc") is None
+
+
+# -- the one key rule every BlobStore applies --------------------------------------------------
+
+_REWRITTEN_OR_REFUSED = set("%#?~[]\\ *\"'<>|^`{}")
+
+
+@given(st.text(max_size=80))
+def test_an_accepted_blob_key_is_safe_on_every_backend(key: str) -> None:
+    try:
+        _keys.check_blob_key(key)
+    except InvalidInput:
+        return
+    assert key.isascii() and key.isprintable()
+    assert not _REWRITTEN_OR_REFUSED & set(key)
+    for segment in key.split("/"):
+        assert segment and not segment.startswith(".") and ".." not in segment
+
+
+@given(
+    user=st.text(max_size=40),
+    image=st.text(max_size=40),
+    sha=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_every_key_genstore_makes_passes_the_blob_key_rule(user: str, image: str, sha: str) -> None:
+    _, op_id = new_operation_id()
+    keys = [
+        _keys.operation_record_key(op_id),
+        _keys.operation_result_key(op_id, "webp"),
+        _keys.input_key(sha, "png"),
+    ]
+    with contextlib.suppress(InvalidInput):  # ids check_id refuses never make a key
+        keys += [
+            _keys.image_blob_key(user, 1_750_000_000_000, 3),
+            _keys.image_record_key(user, image),
+        ]
+    for key in keys:
+        assert _keys.check_blob_key(key) == key
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "/a",
+        "a/",
+        "a//b",
+        "a/../b",
+        "./a",
+        ".tmp/x",
+        "a\\b",
+        "a%41",
+        "a#b",
+        "a~1",
+        "a[0]",
+        "x y",
+        "caf\u00e9",
+        "a\x7fb",
+        "a\tb",
+        "k" * 1025,
+        7,
+    ],
+)
+def test_unsafe_blob_keys_are_refused(bad: object) -> None:
+    with pytest.raises(InvalidInput):
+        _keys.check_blob_key(bad)
+
+
+def test_prefixes_are_empty_or_keys_ending_in_a_slash() -> None:
+    assert _keys.check_blob_prefix("") == ""
+    assert _keys.check_blob_prefix("images/u/") == "images/u/"
+    assert _keys.check_blob_prefix("images/u") == "images/u"
+    for bad in ("/", "images//", "../", "a%/"):
+        with pytest.raises(InvalidInput):
+            _keys.check_blob_prefix(bad)
 
 
 def test_ulid_time_reads_back_the_creation_instant() -> None:

@@ -188,24 +188,26 @@ class FailingBlobs(BlobStore):
         self.error = error
         self.writes = 0
 
-    def write(self, key: str, chunks: Iterable[bytes], **kwargs: Any) -> int:
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
+    ) -> int:
         self.writes += 1
         if key in self.keys or (self.after is not None and self.writes > self.after):
             for _ in chunks:  # consumed, as a real failing upload would
                 pass
             raise self.error(f"injected failure writing {key}")
-        return self.inner.write(key, chunks, **kwargs)
+        return self.inner.write(key, chunks, content_type=content_type, exclusive=exclusive)
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         return self.inner.open(key)
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         return self.inner.exists(key)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         self.inner.delete(key)
 
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
         return self.inner.list(prefix)
 
 

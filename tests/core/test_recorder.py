@@ -51,40 +51,35 @@ class SwitchableBlobs(BlobStore):
         self.gate = threading.Event()
         self.gate.set()
 
+    def local_root(self) -> Path | None:
+        return self.inner.local_root()
+
     def _check(self) -> None:
         if self.down.is_set():
             raise BackendUnavailable("backend switched off by the test")
 
-    def write(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        exclusive: bool = False,
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         self.gate.wait(WAIT)
         self._check()
         return self.inner.write(key, chunks, content_type=content_type, exclusive=exclusive)
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         self._check()
         return self.inner.open(key)
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         self._check()
         return self.inner.exists(key)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         self._check()
         self.inner.delete(key)
 
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
         self._check()
         return self.inner.list(prefix)
-
-    def local_root(self) -> Path | None:
-        return self.inner.local_root()
 
     def close(self) -> None:
         self.inner.close()

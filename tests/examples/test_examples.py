@@ -74,3 +74,80 @@ def test_swap_backends_on_supabase(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("SUPABASE_STORAGE_URL", raising=False)
         out = run("swap_backends.py", env=env)
     assert "supabase://examples" in out
+
+
+# -- the third-party plugin inherits the contract suites, and docs/backends.md quotes it --------
+
+DOCS = Path(__file__).parents[2] / "docs" / "backends.md"
+
+
+def test_third_party_plugin_passes_the_contract_suites_as_a_third_party_runs_them() -> None:
+    """pytest on the example file alone: no conftest, no helper from tests/, only genstore.testing."""
+    from genstore.testing import BlobStoreContract, CatalogContract, StoreContract
+
+    expected = {
+        name
+        for suite in (StoreContract, BlobStoreContract, CatalogContract)
+        for name in dir(suite)
+        if name.startswith("test_")
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLES / "third_party_plugin.py"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            "--rootdir",
+            str(EXAMPLES),
+            "-c",
+            os.devnull,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=EXAMPLES,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{len(expected)} passed" in done.stdout
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    blocks: list[str] = []
+    current: list[str] = []
+    inside = False
+    for line in markdown.splitlines():
+        if line.strip() == "```python" and not inside:
+            inside, current = True, []
+        elif line.strip() == "```" and inside:
+            inside = False
+            blocks.append("\n".join(current))
+        elif inside:
+            current.append(line)
+    return blocks
+
+
+def test_the_backend_guide_quotes_the_example_verbatim() -> None:
+    example = (EXAMPLES / "third_party_plugin.py").read_text()
+    blocks = _python_blocks(DOCS.read_text())
+    assert len(blocks) >= 5
+    for block in blocks:
+        assert block in example, f"docs/backends.md block no longer in the example:\n{block}"
+
+
+def test_the_backend_guide_names_every_method_a_backend_implements() -> None:
+    from genstore.plugin import BlobStore, Catalog
+
+    text = DOCS.read_text()
+    for name in BlobStore.__abstractmethods__ | {"_read", "_url_for"}:
+        assert f"`{name}(" in text, name
+    for name in ("local_root", "sweep_temporaries", "close"):
+        assert callable(getattr(BlobStore, name)) and f"`{name}(" in text, name
+    for name in Catalog.__abstractmethods__:
+        assert f"`{name}" in text, name
+    assert "12 methods" in text and len(Catalog.__abstractmethods__) == 12

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from ._options import StoreOptions
-from ._plugins import get_plugin_manager, plugin_load_errors
+from ._plugins import open_backend, open_catalog
 from ._records import SaveResult
 from ._store import Store
 from ._url import DEFAULT_URL, parse_catalog_url, parse_url
@@ -37,30 +37,13 @@ def open_store(
         store_options = StoreOptions(**options)
     except TypeError as exc:
         raise ConfigurationError(f"unknown store option: {exc}") from exc
-    hook = get_plugin_manager().hook
-    blobs = hook.genstore_open_backend(url=parsed)
-    if blobs is None:
-        raise ConfigurationError(_unknown("store", parsed.scheme))
+    blobs = open_backend(parsed)
     try:
-        catalog_parsed = parse_catalog_url(catalog_url or blobs.default_catalog)
-        cat = hook.genstore_open_catalog(url=catalog_parsed, blobs=blobs)
-        if cat is None:
-            raise ConfigurationError(_unknown("catalog", catalog_parsed.scheme))
+        cat = open_catalog(parse_catalog_url(catalog_url or blobs.default_catalog), blobs)
     except BaseException:
         blobs.close()
         raise
     return Store(blobs, cat, store_options)
-
-
-def _unknown(what: str, scheme: str) -> str:
-    known: dict[str, str] = {}
-    for schemes in get_plugin_manager().hook.genstore_schemes():
-        known.update(schemes)
-    message = f"no {what} plugin serves the scheme {scheme!r}; known: {', '.join(sorted(known))}"
-    errors = plugin_load_errors()
-    if errors:
-        message += "; plugins that failed to load: " + ", ".join(sorted(errors))
-    return message
 
 
 def default_store() -> Store:

@@ -5,6 +5,19 @@ operations/YYYYMMDD/<operation_id>_out.<ext>   the first result; ``_out-<n>.<ext
 inputs/sha256/<ab>/<sha256>.<ext>              input images, content-addressed
 images/<user_id>/<ts>_generated_<ts>[-n].png   user images (the seed's naming)
 images/<user_id>/<image_id>.json               image records
+
+Every key a ``BlobStore`` is handed passes ``check_blob_key`` first (the base class calls it), so
+every backend accepts exactly the same keys. The rule refuses up front, never rewrites:
+
+- 1 to 1,024 characters; ``/``-separated segments, none empty, ``.`` or ``..``, none starting
+  with ``.`` (hidden: backends keep their temporaries there, and listings leave them out);
+- each segment made of ASCII letters, digits and ``_ - . @ : + = ,`` only. Refused, because some
+  backend refuses or silently rewrites them: ``%`` (Supabase decodes ``%XX``), ``#`` and ``?``
+  (URL syntax), ``~``, ``[``, ``]``, ``\\`` (a separator on Windows and fsspec), ``*``, quotes,
+  spaces, control characters, and anything non-ASCII (S3 and Supabase normalise or refuse it).
+
+genstore's own keys are built from checked ids (``genstore._ids.check_id``: the same alphabet),
+so no key it makes is refused; a caller with names outside it encodes them (hex, base32) first.
 """
 
 from __future__ import annotations
@@ -18,8 +31,11 @@ from .exceptions import InvalidInput
 __all__ = [
     "IMAGES_PREFIX",
     "INPUTS_PREFIX",
+    "MAX_KEY_LENGTH",
     "OPERATIONS_PREFIX",
     "ParsedKey",
+    "check_blob_key",
+    "check_blob_prefix",
     "image_blob_key",
     "image_record_key",
     "input_key",
@@ -32,10 +48,39 @@ OPERATIONS_PREFIX = "operations/"
 INPUTS_PREFIX = "inputs/sha256/"
 IMAGES_PREFIX = "images/"
 
+MAX_KEY_LENGTH = 1024
+"""Longest key, in characters (ASCII only, so bytes too): S3's limit."""
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_@:+=,-][A-Za-z0-9_.@:+=,-]*")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _OP_ID = re.compile(r"(\d{8})_[0-9A-Z]{26}")
 _RESULT_STEM = re.compile(r"(\d{8}_[0-9A-Z]{26})_out(?:-[1-9][0-9]{0,5})?")
+
+
+def check_blob_key(key: object) -> str:
+    """Return ``key`` if every backend can store it unchanged, else raise ``InvalidInput``."""
+    if not isinstance(key, str):
+        raise InvalidInput(f"a blob key must be a string, not {type(key).__name__}")
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"a blob key has 1 to {MAX_KEY_LENGTH} characters, not {len(key)}")
+    for segment in key.split("/"):
+        if ".." in segment or not _SEGMENT.fullmatch(segment):
+            raise InvalidInput(
+                f"{key[:80]!r} is not a valid blob key: segments of ASCII letters, digits and "
+                "_ - . @ : + = , only, none empty or starting with a dot"
+            )
+    return key
+
+
+def check_blob_prefix(prefix: object) -> str:
+    """Return ``prefix`` if it is ``""`` or a valid key, optionally ending in ``/``."""
+    if prefix == "":
+        return ""
+    if not isinstance(prefix, str):
+        raise InvalidInput(f"a blob prefix must be a string, not {type(prefix).__name__}")
+    check_blob_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
 
 
 def _ext(ext: str) -> str:

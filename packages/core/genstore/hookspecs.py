@@ -1,6 +1,8 @@
 """The hooks a genstore plugin may implement (entry-point group ``genstore``).
 
-Built-in backends and catalogs register through exactly these hooks, as a third-party plugin would.
+Built-in backends and catalogs register through exactly these hooks, as a third-party plugin would:
+they declare specs (``genstore.plugin.BackendSpec``/``CatalogSpec``) whose factories are imported
+only when their scheme is opened.
 """
 
 from __future__ import annotations
@@ -11,25 +13,19 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._records import OperationRecord
-    from ._url import StoreURL
-    from .plugin import BlobStore, Catalog
+    from .plugin import BackendSpec, CatalogSpec
 
 hookspec = pluggy.HookspecMarker("genstore")
 
 
-@hookspec(firstresult=True)
-def genstore_open_backend(url: StoreURL) -> BlobStore | None:
-    """Called when a store is opened: return a BlobStore if ``url.scheme`` is yours, else None."""
-
-
-@hookspec(firstresult=True)
-def genstore_open_catalog(url: StoreURL, blobs: BlobStore) -> Catalog | None:
-    """Called when a store is opened: return a Catalog if ``url.scheme`` is yours, else None."""
+@hookspec
+def genstore_backends() -> list[BackendSpec]:  # type: ignore[empty-body]
+    """Called when stores are routed and plugins listed: return the ``BackendSpec`` you serve."""
 
 
 @hookspec
-def genstore_schemes() -> dict[str, str]:  # type: ignore[empty-body]
-    """Called to list what is available: return ``{scheme: one-line description}`` you serve."""
+def genstore_catalogs() -> list[CatalogSpec]:  # type: ignore[empty-body]
+    """Called when catalogs are routed and plugins listed: return the ``CatalogSpec`` you serve."""
 
 
 @hookspec

@@ -1,7 +1,10 @@
-"""What a storage plugin implements: a ``BlobStore`` for a URL scheme and/or a ``Catalog``.
+"""What a storage plugin implements: a ``BlobStore`` and/or a ``Catalog``, declared by a spec.
 
 A plugin is a module (or object) with ``@hookimpl`` functions named as in ``genstore.hookspecs``,
-registered through the ``genstore`` entry-point group. The built-in backends register this way too.
+registered through the ``genstore`` entry-point group. It declares what it serves with
+``BackendSpec`` / ``CatalogSpec`` (schemes, a one-line description, a lazily imported factory, the
+extra to install); routing in ``open_store``, ``genstore plugins`` and install hints all read
+those specs. The built-in backends register this way too. docs/backends.md is the guide.
 
 Backends and catalogs raise only ``genstore.exceptions`` errors: they translate their library's
 errors (OSError, botocore, httpx, psycopg, sqlite3) at their boundary.
@@ -10,21 +13,26 @@ errors (OSError, botocore, httpx, psycopg, sqlite3) at their boundary.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, final
 
 import pluggy
 
+from ._keys import check_blob_key, check_blob_prefix
 from ._records import ImageRecord, ImageStatus, OperationRecord
 from ._url import StoreURL
 
 __all__ = [
+    "BackendFactory",
+    "BackendSpec",
     "BlobInfo",
     "BlobStore",
     "Catalog",
+    "CatalogFactory",
+    "CatalogSpec",
     "CatalogStats",
     "HistoryQuery",
     "StoreURL",
@@ -32,7 +40,51 @@ __all__ = [
 ]
 
 hookimpl = pluggy.HookimplMarker("genstore")
-"""Marks a plugin's hook implementations: ``@hookimpl def genstore_open_backend(...)``."""
+"""Marks a plugin's hook implementations: ``@hookimpl def genstore_backends(...)``."""
+
+BackendFactory = Callable[[StoreURL], "BlobStore | None"]
+"""``factory(url) -> BlobStore``; a catch-all spec's factory returns None for a scheme it lacks."""
+CatalogFactory = Callable[[StoreURL, "BlobStore"], "Catalog"]
+"""``factory(url, blobs) -> Catalog``: ``blobs`` is the store the catalog will index."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendSpec:
+    """What a blob-store plugin serves, declared without importing its implementation.
+
+    ``factory`` is ``"package.module:callable"``, imported only when one of ``schemes`` is
+    opened (or the callable itself, for a plugin defined in one file). If that import fails with
+    ``ImportError``, ``open_store`` raises ``MissingDependency`` naming ``extra``.
+    """
+
+    name: str
+    """Short name shown by ``genstore plugins`` (usually the entry-point name)."""
+    schemes: tuple[str, ...]
+    """URL schemes served, lower case (``("s3", "s3a")``); ``file`` is a plain path."""
+    description: str
+    """One line for ``genstore plugins``."""
+    factory: str | BackendFactory
+    """``"module:callable"`` (imported lazily) or the callable."""
+    extra: str | None = None
+    """The ``genstore[extra]`` that installs what ``factory`` imports; None if nothing."""
+    catch_all: bool = False
+    """Also offered every scheme no spec declares (the generic fsspec backend); its factory
+    returns None for a scheme it cannot serve either."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogSpec:
+    """What a catalog plugin serves; the fields mean what they mean in ``BackendSpec``.
+
+    A catalog URL is ``scheme://...`` or a bare name (``sidecar``, ``sqlite``): the name is the
+    scheme. ``factory(url, blobs)`` receives the blob store being opened with it.
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    description: str
+    factory: str | CatalogFactory
+    extra: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +97,13 @@ class BlobInfo:
 
 
 class BlobStore(ABC):
-    """Blob storage under one root. Keys are ``/``-separated relative paths from ``genstore._keys``.
+    """Blob storage under one root. Keys are ``/``-separated relative paths (``genstore._keys``).
+
+    The public methods (``write``, ``open``, ``read``, ``exists``, ``delete``, ``list``,
+    ``url_for``) check every key and prefix with ``genstore._keys.check_blob_key`` first, then
+    call the implementation methods a backend overrides (``_write``, ``_open``, ``_exists``,
+    ``_delete``, ``_list``; ``_read`` and ``_url_for`` have defaults). A backend never sees a key
+    the rule refuses, so every backend accepts exactly the same keys.
 
     Every ``write`` is atomic: readers see the whole new blob or none of it, never a partial one.
     """
@@ -56,7 +114,9 @@ class BlobStore(ABC):
     default_catalog: str = "sidecar"
     """The catalog URL used when the store URL names none (local stores answer sqlite)."""
 
-    @abstractmethod
+    # -- the public API: validation, then the implementation ------------------------------------
+
+    @final
     def write(
         self,
         key: str,
@@ -69,38 +129,86 @@ class BlobStore(ABC):
 
         ``exclusive``: raise ``AlreadyExists`` instead of replacing an existing blob.
         """
+        check_blob_key(key)
+        return self._write(key, chunks, content_type=content_type, exclusive=exclusive)
 
-    @abstractmethod
+    @final
     def open(self, key: str) -> IO[bytes]:
         """A binary file object streaming the blob; ``NotFound`` if missing."""
+        return self._open(check_blob_key(key))
 
+    @final
     def read(self, key: str) -> bytes:
         """The whole blob; ``NotFound`` if missing."""
-        with self.open(key) as f:
+        return self._read(check_blob_key(key))
+
+    @final
+    def exists(self, key: str) -> bool:
+        """Whether a blob is at ``key``."""
+        return self._exists(check_blob_key(key))
+
+    @final
+    def delete(self, key: str) -> None:
+        """Remove the blob at ``key``; a missing blob is not an error."""
+        self._delete(check_blob_key(key))
+
+    @final
+    def list(self, prefix: str) -> Iterator[BlobInfo]:
+        """Every blob whose key starts with ``prefix`` (a folder path ending in ``/``, or ``""``),
+        at any depth, in key order."""
+        return self._list(check_blob_prefix(prefix))
+
+    @final
+    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+        """A URL a client can GET the blob from (signed where the backend signs), or None."""
+        return self._url_for(check_blob_key(key), expires=expires)
+
+    # -- what a backend implements (keys already checked) ----------------------------------------
+
+    @abstractmethod
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
+    ) -> int:
+        """Write atomically (``AlreadyExists`` if ``exclusive`` and taken); return the size."""
+
+    @abstractmethod
+    def _open(self, key: str) -> IO[bytes]:
+        """A binary file object streaming the blob; ``NotFound`` if missing."""
+
+    def _read(self, key: str) -> bytes:
+        """The whole blob (default: read ``_open``); ``NotFound`` if missing."""
+        with self._open(key) as f:
             return f.read()
 
     @abstractmethod
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         """Whether a blob is at ``key``."""
 
     @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove the blob at ``key``; a missing blob is not an error."""
+    def _delete(self, key: str) -> None:
+        """Remove the blob; missing is not an error."""
 
     @abstractmethod
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
-        """Every blob whose key starts with ``prefix`` (a folder path ending in ``/``), any depth."""
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
+        """Blobs under ``prefix`` in key order; hidden keys (a segment starting with ``.``) left
+        out."""
 
-    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
-        """A URL a client can GET the blob from (signed where the backend signs), or None."""
+    def _url_for(self, key: str, *, expires: int) -> str | None:
+        """A URL to GET the blob from, or None (the default: the backend has none)."""
         return None
+
+    # -- optional capabilities, with defaults -----------------------------------------------------
 
     def local_root(self) -> Path | None:
-        """The local folder holding the blobs, for backends that keep them on this machine."""
+        """The local folder holding the blobs, when they are plain files (else None).
+
+        Used to keep housekeeping files (the recorder's spool, SQLite) next to local data.
+        """
         return None
 
-    def sweep_temporaries(self) -> int:
-        """Remove what interrupted writes left behind (``verify --fix``); return how many."""
+    def sweep_temporaries(self, older_than: float = 3600.0) -> int:
+        """Remove temporaries older than ``older_than`` seconds that writes killed midway left
+        behind (``verify --fix`` calls it); return how many. Default: nothing to sweep, 0."""
         return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
@@ -121,7 +229,6 @@ class HistoryQuery:
     limit: int = 50
     before: tuple[datetime, str] | None = None
     """Cursor position: only records strictly older than this ``(created_at, operation_id)``."""
-    idempotency_key: str | None = None
 
 
 @dataclass(slots=True)

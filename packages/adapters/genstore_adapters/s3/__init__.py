@@ -12,30 +12,8 @@ JSON records themselves) unless ``?catalog=`` names one.
 
 Transient failures (connection errors, timeouts, throttling, 5xx) are retried per request with
 backoff and jitter for ``retry_deadline`` seconds (default 5), then raise ``BackendUnavailable``.
-This module imports s3fs only when a store is opened, so it loads without the extra.
+The spec is in ``hooks`` (imported without the extra); ``blobs`` (``S3BlobStore``), ``config``,
+``errors`` and ``filesystem`` are imported when an ``s3://`` store is opened.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from genstore.plugin import BlobStore, hookimpl
-
-from ._config import S3Config
-from ._store import S3BlobStore
-
-__all__ = ["S3BlobStore", "S3Config"]
-
-
-@hookimpl
-def genstore_open_backend(url: Any) -> BlobStore | None:
-    """``s3://`` and ``s3a://`` URLs."""
-    if url.scheme not in ("s3", "s3a"):
-        return None
-    config = S3Config.from_url(url.location, dict(url.options))
-    return S3BlobStore(config, url=url.without_options())
-
-
-@hookimpl
-def genstore_schemes() -> dict[str, str]:
-    return {"s3": "Amazon S3 and S3-compatible servers (s3://bucket/prefix; extra 's3')"}

@@ -18,28 +18,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from genstore import ImageRecord, ImageStatus, OperationRecord
-from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
+from postgrest.exceptions import APIError
+from postgrest.types import CountMethod, ReturnMethod
 
-from ._connection import Settings, SupabaseConnection
-from ._options import positive
-from ._retry import RetryPolicy
-from .backend import SupabaseBlobStore
+from .._retry import RetryPolicy
+from .blobs import SupabaseBlobStore
+from .config import MAX_ROWS, CatalogOptions, Settings, retry_policy
+from .connection import SupabaseConnection
+from .errors import call
 
-if TYPE_CHECKING:
-    from genstore._url import StoreURL
-
-__all__ = ["IMAGES_TABLE", "OPERATIONS_TABLE", "SupabaseCatalog", "open_catalog"]
+__all__ = ["IMAGES_TABLE", "OPERATIONS_TABLE", "SupabaseCatalog", "open_supabase_catalog"]
 
 logger = logging.getLogger(__name__)
 
 OPERATIONS_TABLE = "genstore_operations"
 IMAGES_TABLE = "genstore_images"
-MAX_ROWS = 1000
-"""Supabase's default ``db-max-rows``: PostgREST cuts longer answers silently, so no request asks
-for more (the ``max_rows`` option lowers it for projects configured lower)."""
 
 
 def _ts(value: datetime) -> str:
@@ -67,13 +64,13 @@ class SupabaseCatalog(Catalog):
         max_rows: int = MAX_ROWS,
     ) -> None:
         self.connection = connection
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or retry_policy()
         self.max_rows = max_rows
         self._closed = False
 
     def _run(self, build: Callable[[], Any], what: str) -> Any:
         """Build a fresh request for each attempt and execute it under the retry policy."""
-        return self.retry.call(lambda: build().execute(), what=f"catalog: {what}")
+        return call(self.retry, lambda: build().execute(), what=f"catalog: {what}")
 
     def _ops(self) -> Any:
         return self.connection.table(OPERATIONS_TABLE)
@@ -92,8 +89,6 @@ class SupabaseCatalog(Catalog):
     # -- operations ------------------------------------------------------------------------
 
     def upsert_operation(self, record: OperationRecord) -> None:
-        from postgrest.types import ReturnMethod
-
         row = {
             "operation_id": record.operation_id,
             "operation_type": record.operation_type,
@@ -111,8 +106,6 @@ class SupabaseCatalog(Catalog):
         )
 
     def delete_operation(self, operation_id: str) -> None:
-        from postgrest.types import ReturnMethod
-
         self._run(
             lambda: (
                 self._ops().delete(returning=ReturnMethod.minimal).eq("operation_id", operation_id)
@@ -151,7 +144,6 @@ class SupabaseCatalog(Catalog):
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
             ("status", query.status),
-            ("idempotency_key", query.idempotency_key),
         ):
             if value is not None:
                 request = request.eq(column, value)
@@ -173,8 +165,6 @@ class SupabaseCatalog(Catalog):
     # -- images ----------------------------------------------------------------------------
 
     def upsert_image(self, record: ImageRecord) -> None:
-        from postgrest.types import ReturnMethod
-
         row = {
             "user_id": record.user_id,
             "image_id": record.image_id,
@@ -191,8 +181,6 @@ class SupabaseCatalog(Catalog):
         )
 
     def delete_image(self, user_id: str, image_id: str) -> None:
-        from postgrest.types import ReturnMethod
-
         self._run(
             lambda: (
                 self._images()
@@ -219,9 +207,6 @@ class SupabaseCatalog(Catalog):
     def list_images(
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
     ) -> tuple[list[ImageRecord], int]:
-        from postgrest.exceptions import APIError
-        from postgrest.types import CountMethod
-
         def page_request(start: int, size: int) -> Any:
             request = self._images().select("record", count=CountMethod.exact)
             request = request.eq("user_id", user_id)
@@ -246,8 +231,8 @@ class SupabaseCatalog(Catalog):
         start = max(0, offset)
         while len(items) < limit:
             size = min(self.max_rows, limit - len(items))
-            response = self.retry.call(
-                partial(fetch, start, size), what=f"catalog: list images of {user_id}"
+            response = call(
+                self.retry, partial(fetch, start, size), what=f"catalog: list images of {user_id}"
             )
             if response is None:
                 break
@@ -261,8 +246,6 @@ class SupabaseCatalog(Catalog):
         return items, total
 
     def _count_images(self, user_id: str | None, status: ImageStatus | None) -> int:
-        from postgrest.types import CountMethod
-
         def request() -> Any:
             query = self._images().select("image_id", count=CountMethod.exact, head=True)
             if user_id is not None:
@@ -310,8 +293,6 @@ class SupabaseCatalog(Catalog):
             self._run(partial(self._delete_all, table, column), f"clear {table}")
 
     def _delete_all(self, table: str, column: str) -> Any:
-        from postgrest.types import ReturnMethod
-
         return (
             self.connection.table(table)
             .delete(returning=ReturnMethod.minimal)
@@ -340,18 +321,17 @@ class SupabaseCatalog(Catalog):
             self.connection.release()
 
 
-def open_catalog(url: StoreURL, blobs: BlobStore) -> SupabaseCatalog:
-    """Open the ``supabase`` catalog, sharing the backend's connection when it is Supabase too."""
-    timeout = positive(url.options, "timeout", 30.0)
-    deadline = positive(url.options, "deadline", 15.0)
-    max_rows = int(positive(url.options, "max_rows", MAX_ROWS, integer=True))
+def open_supabase_catalog(url: StoreURL, blobs: BlobStore) -> SupabaseCatalog:
+    """Open the ``supabase`` catalog (the spec's factory), sharing the backend's connection when
+    the store is on Supabase too."""
+    options = CatalogOptions.from_url(url)
     if isinstance(blobs, SupabaseBlobStore) and blobs.connection.settings.api_url is not None:
         connection = blobs.connection.acquire()
-        retry = RetryPolicy(deadline=positive(url.options, "deadline", blobs.retry.deadline))
+        retry = retry_policy(options.deadline or blobs.retry.deadline)
     else:
-        connection = SupabaseConnection(Settings.from_env(need_api=True), timeout=timeout)
-        retry = RetryPolicy(deadline=deadline)
-    catalog = SupabaseCatalog(connection, retry=retry, max_rows=max_rows)
+        connection = SupabaseConnection(Settings.from_env(need_api=True), timeout=options.timeout)
+        retry = retry_policy(options.deadline or retry_policy().deadline)
+    catalog = SupabaseCatalog(connection, retry=retry, max_rows=options.max_rows)
     try:
         catalog.check_schema()
     except BaseException:

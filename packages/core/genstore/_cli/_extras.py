@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .._config import open_store
-from .._plugins import get_plugin_manager, plugin_load_errors
+from .._plugins import backend_specs, catalog_specs, plugin_load_errors
 from ..exceptions import ConfigurationError, MissingDependency
+from ..plugin import BackendSpec
 from ._app import EXIT_FAILURE, CatalogOption, JsonOption, UrlOption, app, get_state, progress
 from ._render import as_plain, key_value_table, to_json
 
@@ -177,31 +178,20 @@ def plugins(
 ) -> None:
     """The URL schemes the installed plugins serve, and plugins that failed to load."""
     state = get_state(ctx)
-    hook = get_plugin_manager().hook.genstore_schemes
-    schemes: list[dict[str, str]] = []
-    failed = dict(plugin_load_errors())
-    for impl in hook.get_hookimpls():
-        try:
-            served = impl.function()
-        except Exception as exc:  # a broken plugin must not hide the others
-            failed[impl.plugin_name] = f"genstore_schemes: {type(exc).__name__}: {exc}"
-            continue
-        if not isinstance(served, dict):
-            continue
-        for scheme, description in sorted(served.items()):
-            schemes.append(
-                {"scheme": str(scheme), "plugin": impl.plugin_name, "description": str(description)}
-            )
-    schemes.sort(key=lambda row: (row["scheme"], row["plugin"]))
+    schemes, failed = _declared_schemes()
     if as_json:
         typer.echo(to_json({"schemes": schemes, "failed": failed}))
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("scheme", "plugin", "description"):
+    for column in ("scheme", "kind", "plugin", "extra", "description"):
         table.add_column(column, no_wrap=column != "description")
     for row in schemes:
         table.add_row(
-            Text(row["scheme"], style="cyan"), Text(row["plugin"]), Text(row["description"])
+            Text(row["scheme"], style="cyan"),
+            Text(row["kind"]),
+            Text(row["plugin"]),
+            Text(row["extra"]),
+            Text(row["description"]),
         )
     state.out.print(table)
     if failed:
@@ -217,3 +207,22 @@ def plugins(
         for name, error in sorted(failed.items()):
             errors.add_row(Text(name), Text(error))
         state.out.print(errors)
+
+
+def _declared_schemes() -> tuple[list[dict[str, str]], dict[str, str]]:
+    """One row per scheme each spec declares (the specs ``open_store`` routes by), and the
+    plugins that failed to load or to declare."""
+    backends, catalogs = backend_specs(), catalog_specs()
+    failed = {**plugin_load_errors(), **backends.failed, **catalogs.failed}
+    rows: list[dict[str, str]] = []
+    for kind, registered in (("backend", backends.specs), ("catalog", catalogs.specs)):
+        for plugin_name, spec in registered:
+            names = list(spec.schemes)
+            if isinstance(spec, BackendSpec) and spec.catch_all:
+                names.append("<any other>")
+            for scheme in names:
+                row = {"scheme": scheme, "kind": kind, "plugin": plugin_name}
+                row |= {"description": spec.description, "extra": spec.extra or ""}
+                rows.append(row)
+    rows.sort(key=lambda row: (row["scheme"], row["kind"], row["plugin"]))
+    return rows, failed

@@ -1,43 +1,32 @@
 """The generic fsspec backend: any fsspec protocol (memory://, gs://, az://, ...) as a BlobStore.
 
 Local files and S3 subclass it and change only what their filesystem does differently
-(atomic replace, exclusive create, signed URLs).
+(atomic replace, exclusive create, signed URLs). Keys arrive checked by ``BlobStore``.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from genstore.exceptions import AlreadyExists, InvalidInput, MissingDependency
-from genstore.plugin import BlobInfo, BlobStore, hookimpl
+import fsspec
+from fsspec.registry import known_implementations, registry
+from genstore.exceptions import AlreadyExists, MissingDependency
+from genstore.plugin import BlobInfo, BlobStore, StoreURL
 
-from ._errors import translate_os_errors
+from .errors import translate_os_errors
 
-__all__ = ["FsspecBlobStore", "check_key", "write_buffered"]
+__all__ = ["FsspecBlobStore", "open_fsspec", "write_buffered"]
 
 logger = logging.getLogger(__name__)
 
-# Schemes with a plugin of their own: the generic backend leaves them alone.
-_OWN_PLUGINS = frozenset({"file", "local", "s3", "s3a", "supabase"})
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that could leave the root: absolute, ``..``, empty segments, NUL."""
-    if (
-        not isinstance(key, str)
-        or not key
-        or key.startswith("/")
-        or "\x00" in key
-        or "\\" in key
-        or any(part in ("", ".", "..") for part in key.split("/"))
-    ):
-        raise InvalidInput(f"{str(key)[:80]!r} is not a valid blob key")
-    return key
+STAGE_IN_MEMORY = 8 * 1024 * 1024
+"""Bytes of a write the generic backend stages in memory before spilling to a temporary file."""
 
 
 class FsspecBlobStore(BlobStore):
@@ -51,7 +40,7 @@ class FsspecBlobStore(BlobStore):
         self.url = url
 
     def _path(self, key: str) -> str:
-        return f"{self.root}/{check_key(key)}"
+        return f"{self.root}/{key}"
 
     def _key(self, path: str) -> str:
         path = path.rstrip("/")
@@ -64,48 +53,49 @@ class FsspecBlobStore(BlobStore):
         backend family: OSError-like here, botocore for S3)."""
         return translate_os_errors(key)
 
-    def write(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        exclusive: bool = False,
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         path = self._path(key)
         with self._translate(key):
-            return self._write(path, chunks, content_type=content_type, exclusive=exclusive)
+            return self._put(path, chunks, content_type=content_type, exclusive=exclusive)
 
-    def _write(
+    def _put(
         self, path: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
-        # Filesystems without an atomic exclusive create get this check-then-write; the ones
-        # that have one (local, S3) override _write or write.
-        if exclusive and self.fs.exists(path):
-            raise AlreadyExists(f"a blob already exists at {self._key(path)!r}")
-        parent = posixpath.dirname(path)
-        if parent:
-            self.fs.makedirs(parent, exist_ok=True)
-        return write_buffered(self.fs.open(path, "wb"), chunks)
+        # The source is staged first (memory, then a temporary file past STAGE_IN_MEMORY): some
+        # fsspec writers publish the file as soon as it is opened, so a source failing midway
+        # must fail before the destination is touched. Filesystems without an atomic exclusive
+        # create get this check-then-write; the ones that have one (local, S3) override _put.
+        with tempfile.SpooledTemporaryFile(max_size=STAGE_IN_MEMORY) as staged:
+            for chunk in chunks:
+                staged.write(chunk)
+            staged.seek(0)
+            if exclusive and self.fs.exists(path):
+                raise AlreadyExists(f"a blob already exists at {self._key(path)!r}")
+            parent = posixpath.dirname(path)
+            if parent:
+                self.fs.makedirs(parent, exist_ok=True)
+            return write_buffered(self.fs.open(path, "wb"), iter(lambda: staged.read(1 << 20), b""))
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         with self._translate(key):
             return self.fs.open(self._path(key), "rb")  # type: ignore[no-any-return]
 
-    def read(self, key: str) -> bytes:
+    def _read(self, key: str) -> bytes:
         with self._translate(key):
             return self.fs.cat_file(self._path(key))  # type: ignore[no-any-return]
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         with self._translate(key):
             return bool(self.fs.isfile(self._path(key)))
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         path = self._path(key)
         with self._translate(key), suppress(FileNotFoundError):
             self.fs.rm_file(path)
 
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
         base = f"{self.root}/{prefix.rstrip('/')}" if prefix else self.root
         with self._translate(prefix or "/"):
             try:
@@ -120,7 +110,7 @@ class FsspecBlobStore(BlobStore):
                 continue  # temporaries and hidden housekeeping files
             yield BlobInfo(key, int(info.get("size") or 0), _modified(info))
 
-    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+    def _url_for(self, key: str, *, expires: int) -> str | None:
         try:
             with self._translate(key):
                 return str(self.fs.sign(self._path(key), expiration=expires))
@@ -168,21 +158,15 @@ def _modified(info: dict[str, Any]) -> datetime | None:
     return None
 
 
-@hookimpl(trylast=True)
-def genstore_open_backend(url: Any) -> BlobStore | None:
-    """Any protocol fsspec knows and no other plugin claims."""
-    if url.scheme in _OWN_PLUGINS:
-        return None
-    try:
-        import fsspec
-        from fsspec.registry import known_implementations, registry
-    except ImportError as exc:  # pragma: no cover - fsspec is a hard dependency of the adapters
-        raise MissingDependency("the fsspec backend", extra="all", package="fsspec") from exc
+def open_fsspec(url: StoreURL) -> BlobStore | None:
+    """Any protocol fsspec knows (the catch-all spec's factory); None for one it does not know.
+
+    The URL's options are handed to ``fsspec.filesystem`` as storage options, unchanged.
+    """
     if url.scheme not in known_implementations and url.scheme not in registry:
         return None
-    options = {k: v for k, v in url.options.items() if k != "catalog"}
     try:
-        fs = fsspec.filesystem(url.scheme, **options)
+        fs = fsspec.filesystem(url.scheme, **url.options)
     except ImportError as exc:
         hint = known_implementations.get(url.scheme, {}).get("err", str(exc))
         raise MissingDependency(
@@ -192,8 +176,3 @@ def genstore_open_backend(url: Any) -> BlobStore | None:
     if url.scheme == "memory" and not root.startswith("/"):
         root = "/" + root
     return FsspecBlobStore(fs, root, url=url.without_options())
-
-
-@hookimpl
-def genstore_schemes() -> dict[str, str]:
-    return {"<fsspec protocol>": "any other fsspec filesystem (memory://, gs://, az://, ...)"}

@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from genstore._keys import check_blob_key
 from genstore.exceptions import ConfigurationError, InvalidInput
 
-from ..fsspec_backend import check_key
-from ._retry import RetryPolicy
+from .._options import UrlOptions
+from .._retry import RetryPolicy
 
 __all__ = ["MIB", "S3Config"]
 
@@ -55,39 +56,34 @@ class S3Config:
     @classmethod
     def from_url(cls, location: str, options: dict[str, str]) -> S3Config:
         """Settings from the part after ``s3://`` and the query options."""
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            known = ", ".join(sorted(_OPTIONS))
-            raise ConfigurationError(
-                f"unknown s3:// option(s) {', '.join(unknown)}; known: {known} "
-                "(credentials come from the environment, never from the URL)"
-            )
+        parsed = UrlOptions(options, "s3://")
+        parsed.check_known(_OPTIONS)
         bucket, _, prefix = location.strip("/").partition("/")
         if not bucket:
             raise ConfigurationError("an s3:// URL names a bucket: s3://bucket[/prefix]")
         prefix = prefix.strip("/")
         if prefix:
             try:
-                check_key(prefix)
+                check_blob_key(prefix)
             except InvalidInput as exc:
                 raise ConfigurationError(f"s3:// prefix {prefix!r} is not a valid path") from exc
-        endpoint = options.get("endpoint_url") or os.environ.get(ENDPOINT_ENV) or None
-        style = options.get("addressing_style") or ("path" if endpoint else None)
-        if style not in (None, "path", "virtual", "auto"):
-            raise ConfigurationError("addressing_style must be path, virtual or auto")
-        block_size = _number(options, "block_size", 8 * MIB, int)
+        endpoint = parsed.text("endpoint_url") or os.environ.get(ENDPOINT_ENV) or None
+        style = parsed.choice(
+            "addressing_style", ("path", "virtual", "auto"), "path" if endpoint else None
+        )
+        block_size = parsed.count("block_size", 8 * MIB, minimum=1)
         if block_size < 5 * MIB:
             raise ConfigurationError("block_size must be at least 5 MiB (S3's smallest part)")
         return cls(
             bucket=bucket,
             prefix=prefix,
             endpoint_url=endpoint,
-            region=options.get("region") or None,
+            region=parsed.text("region"),
             addressing_style=style,
             block_size=block_size,
-            connect_timeout=_number(options, "connect_timeout", 3.0, float),
-            read_timeout=_number(options, "read_timeout", 20.0, float),
-            retry=RetryPolicy(deadline=_number(options, "retry_deadline", 5.0, float)),
+            connect_timeout=parsed.number("connect_timeout", 3.0),
+            read_timeout=parsed.number("read_timeout", 20.0),
+            retry=RetryPolicy(deadline=parsed.number("retry_deadline", 5.0)),
         )
 
     def filesystem_options(self) -> dict[str, Any]:
@@ -114,16 +110,3 @@ class S3Config:
             "use_listings_cache": False,
             "skip_instance_cache": True,
         }
-
-
-def _number(options: dict[str, str], name: str, default: Any, kind: type) -> Any:
-    raw = options.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigurationError(f"s3:// option {name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"s3:// option {name} must be positive")
-    return value

@@ -16,34 +16,25 @@ import builtins
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 from urllib.parse import quote
 
-from genstore.exceptions import AlreadyExists, ConfigurationError, InvalidInput, NotFound
-from genstore.plugin import BlobInfo, BlobStore
+from genstore.exceptions import AlreadyExists, NotFound
+from genstore.plugin import BlobInfo, BlobStore, StoreURL
+from storage3.exceptions import StorageApiError
 
-from ._connection import Settings, SupabaseConnection
-from ._options import flag, positive
-from ._retry import RetryPolicy
-from ._stream import MEMORY_LIMIT, StreamingReader, spool
+from .._retry import RetryPolicy
+from .config import BackendOptions, Settings, retry_policy
+from .connection import SupabaseConnection
+from .errors import call
+from .stream import MEMORY_LIMIT, StreamingReader, spool
 
-if TYPE_CHECKING:
-    from genstore._url import StoreURL
-
-__all__ = ["SupabaseBlobStore", "open_backend"]
+__all__ = ["SupabaseBlobStore", "open_supabase"]
 
 logger = logging.getLogger(__name__)
 
 _PLACEHOLDER = ".emptyFolderPlaceholder"
 """What the Supabase dashboard writes to keep an empty folder: not a blob."""
-_KNOWN_OPTIONS = frozenset({"public", "timeout", "deadline", "catalog"})
-
-
-def _check_key(key: str) -> str:
-    parts = key.split("/")
-    if not key or any(part in ("", ".", "..") for part in parts) or "\x00" in key:
-        raise InvalidInput(f"blob key {key[:80]!r} is not a relative path of non-empty segments")
-    return key
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -81,7 +72,7 @@ class SupabaseBlobStore(BlobStore):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.public = public
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or retry_policy()
         self.url = f"supabase://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self._files: Any = connection.storage.from_(bucket)
         self._closed = False
@@ -92,12 +83,15 @@ class SupabaseBlobStore(BlobStore):
         """Create the bucket if missing (private unless ``public``); adopt an existing one's."""
         storage = self.connection.storage
         try:
-            bucket = self.retry.call(
-                lambda: storage.get_bucket(self.bucket), what=f"get bucket {self.bucket!r}"
+            bucket = call(
+                self.retry,
+                lambda: storage.get_bucket(self.bucket),
+                what=f"get bucket {self.bucket!r}",
             )
         except NotFound:
             try:
-                self.retry.call(
+                call(
+                    self.retry,
                     lambda: storage.create_bucket(self.bucket, options={"public": self.public}),
                     what=f"create bucket {self.bucket!r}",
                 )
@@ -120,7 +114,6 @@ class SupabaseBlobStore(BlobStore):
     # -- paths -------------------------------------------------------------------------------
 
     def _path(self, key: str) -> str:
-        _check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _what(self, action: str, key: str) -> str:
@@ -128,13 +121,8 @@ class SupabaseBlobStore(BlobStore):
 
     # -- BlobStore ---------------------------------------------------------------------------
 
-    def write(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        exclusive: bool = False,
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         path = self._path(key)
         what = self._what("write", key)
@@ -152,7 +140,7 @@ class SupabaseBlobStore(BlobStore):
                 self._files.upload(path, payload.data, options)
 
             try:
-                self.retry.call(upload, what=what, upsert=not exclusive)
+                call(self.retry, upload, what=what, upsert=not exclusive)
             except AlreadyExists:
                 # A reply lost after the server stored our upload makes the retry find it taken:
                 # the same bytes there (Supabase's etag is their MD5) mean the write succeeded.
@@ -162,7 +150,7 @@ class SupabaseBlobStore(BlobStore):
             return payload.size
 
     def _info(self, path: str, what: str) -> dict[str, Any]:
-        info: dict[str, Any] = self.retry.call(lambda: self._files.info(path), what=what)
+        info: dict[str, Any] = call(self.retry, lambda: self._files.info(path), what=what)
         return info
 
     def _etag(self, path: str, what: str) -> str | None:
@@ -172,7 +160,7 @@ class SupabaseBlobStore(BlobStore):
             return None
         return etag.strip('"') if isinstance(etag, str) else None
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         import io
 
         path = self._path(key)
@@ -194,10 +182,10 @@ class SupabaseBlobStore(BlobStore):
                 raise _storage_error(response.status_code, body)
             return response
 
-        response = self.retry.call(request, what=what)
+        response = call(self.retry, request, what=what)
         return io.BufferedReader(StreamingReader(response, what=what), buffer_size=64 * 1024)
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         path = self._path(key)
         try:
             self._info(path, self._what("stat", key))
@@ -205,15 +193,13 @@ class SupabaseBlobStore(BlobStore):
             return False
         return True
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         path = self._path(key)
         # Removing a missing object answers 200 [] on Supabase: nothing to special-case.
-        self.retry.call(lambda: self._files.remove([path]), what=self._what("delete", key))
+        call(self.retry, lambda: self._files.remove([path]), what=self._what("delete", key))
 
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
         folder, _, start = prefix.rpartition("/")
-        if folder:
-            _check_key(folder)
         base = f"{folder}/" if folder else ""
         yield from self._walk(base, first_level_filter=start)
 
@@ -246,7 +232,8 @@ class SupabaseBlobStore(BlobStore):
                 "offset": offset,
                 "sortBy": {"column": "name", "order": "asc"},
             }
-            page: builtins.list[dict[str, Any]] = self.retry.call(
+            page: builtins.list[dict[str, Any]] = call(
+                self.retry,
                 lambda: self._files.list(remote, options),  # noqa: B023 - called at once
                 what=f"list {self.url}/{folder}",
             )
@@ -255,12 +242,13 @@ class SupabaseBlobStore(BlobStore):
                 return
             offset += len(page)
 
-    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+    def _url_for(self, key: str, *, expires: int) -> str | None:
         path = self._path(key)
         if self.public:
             url: str = self._files.get_public_url(path)
             return url
-        signed = self.retry.call(
+        signed = call(
+            self.retry,
             lambda: self._files.create_signed_url(path, int(expires)),
             what=self._what("sign", key),
         )
@@ -277,8 +265,6 @@ def _storage_error(status: int, body: bytes) -> Exception:
     """The ``StorageApiError`` storage3 would raise for this error response."""
     import json
 
-    from storage3.exceptions import StorageApiError
-
     try:
         parsed = json.loads(body)
         return StorageApiError(parsed["message"], parsed["error"], parsed["statusCode"])
@@ -287,23 +273,17 @@ def _storage_error(status: int, body: bytes) -> Exception:
         return StorageApiError(f"Unable to parse error message: {text}", "InternalError", status)
 
 
-def open_backend(url: StoreURL) -> SupabaseBlobStore:
-    """Open ``supabase://<bucket>[/prefix]`` (the ``genstore_open_backend`` hook's work)."""
-    bucket, _, prefix = url.location.strip("/").partition("/")
-    if not bucket:
-        raise ConfigurationError(
-            f"{url.without_options()!r}: give a bucket, as in supabase://<bucket>[/prefix]"
-        )
-    unknown = sorted(set(url.options) - _KNOWN_OPTIONS)
-    if unknown:
-        logger.warning("supabase backend: ignoring unknown option(s) %s", ", ".join(unknown))
-    public = flag(url.options, "public")
-    timeout = positive(url.options, "timeout", 30.0)
-    deadline = positive(url.options, "deadline", 15.0)
-    settings = Settings.from_env(need_api=False)
-    connection = SupabaseConnection(settings, timeout=timeout)
+def open_supabase(url: StoreURL) -> SupabaseBlobStore:
+    """Open ``supabase://<bucket>[/prefix]`` (the spec's factory); the bucket is created if
+    missing."""
+    options = BackendOptions.from_url(url)
+    connection = SupabaseConnection(Settings.from_env(need_api=False), timeout=options.timeout)
     store = SupabaseBlobStore(
-        connection, bucket, prefix, public=public, retry=RetryPolicy(deadline=deadline)
+        connection,
+        options.bucket,
+        options.prefix,
+        public=options.public,
+        retry=retry_policy(options.deadline),
     )
     try:
         store.ensure_bucket()

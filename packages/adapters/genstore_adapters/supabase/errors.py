@@ -4,13 +4,19 @@ Supabase Storage answers almost every 4xx as HTTP 400 with the real status as a 
 body (``{"statusCode": "404", "error": "not_found", ...}``); storage3 copies that string into
 ``StorageApiError.status``. PostgREST errors carry a SQLSTATE or ``PGRST`` code instead of a status.
 Both are first reduced to a ``Failure`` with the status the error stands for, then mapped by
-``_BY_STATUS``: nothing else in this package decides what a backend error means.
+``_BY_STATUS``: nothing else in this package decides what a backend error means. SQLSTATE codes
+are read through the table every PostgreSQL catalog shares (``genstore_adapters._sqlstate``):
+only connection-level ones are retried. ``call`` runs a request under the shared backoff
+(``genstore_adapters._retry``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from genstore.exceptions import (
     AlreadyExists,
@@ -23,16 +29,26 @@ from genstore.exceptions import (
     PayloadTooLarge,
 )
 
-__all__ = ["Failure", "describe", "is_transient", "to_genstore"]
+from .._retry import Attempts, RetryPolicy, retry_call
+from .._sqlstate import Meaning, classify
+
+__all__ = ["Failure", "call", "describe", "is_transient", "to_genstore"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SCHEMA_MISSING = -1
 """Pseudo-status: the genstore tables or columns are not there (the migration was not applied)."""
 BAD_URL = -2
 """Pseudo-status: the configured URL cannot be used (not http or https)."""
+FAILED = -3
+"""Pseudo-status: a database error no retry cures (a SQLSTATE the shared table does not retry)."""
 
 _BY_STATUS: dict[int, type[GenstoreError]] = {
     SCHEMA_MISSING: ConfigurationError,
     BAD_URL: ConfigurationError,
+    FAILED: BackendUnavailable,
     400: InvalidInput,
     401: AuthError,
     403: AuthError,
@@ -62,22 +78,16 @@ _POSTGREST_CODES: dict[str, int] = {
     "PGRST301": 401,  # JWT invalid
     "PGRST302": 401,  # anonymous access disabled
     "PGRST303": 401,  # JWT claims invalid
-    "42P01": SCHEMA_MISSING,  # undefined table
-    "42703": SCHEMA_MISSING,  # undefined column
-    "42P10": SCHEMA_MISSING,  # no unique constraint matches on_conflict
-    "42501": 403,  # insufficient privilege / row-level security
-    "23505": 409,  # unique violation
-    "40001": 503,  # serialization failure: retrying is the documented answer
-    "40P01": 503,  # deadlock detected
-    "57014": 503,  # statement cancelled (timeout)
 }
-_POSTGREST_CLASSES: dict[str, int] = {
-    "08": 503,  # connection exception
-    "53": 503,  # insufficient resources
-    "57": 503,  # operator intervention (admin shutdown, crash recovery)
-    "22": 400,  # data exception (bad timestamp, NUL in text or jsonb)
-    "23": 400,  # integrity constraint violation
+_BY_MEANING: dict[Meaning, int] = {
+    Meaning.RETRY: 503,
+    Meaning.CONFLICT: 409,
+    Meaning.INPUT: 400,
+    Meaning.AUTH: 403,
+    Meaning.SCHEMA: SCHEMA_MISSING,
+    Meaning.FAIL: FAILED,
 }
+"""SQLSTATE meaning (the shared table) -> the status it stands for here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +143,10 @@ def _describe_postgrest(exc: object) -> Failure:
         # postgrest-py puts the HTTP status there when the body was not PostgREST JSON
         # (a gateway error page, an injected 503).
         return Failure(int(code), code, text or f"HTTP {code}")
-    status = _POSTGREST_CODES.get(code) or _POSTGREST_CLASSES.get(code[:2], 500)
+    if code.startswith("PGRST") or len(code) != 5:
+        status = _POSTGREST_CODES.get(code, 500)
+    else:
+        status = _BY_MEANING[classify(code)]
     return Failure(status, code, text or code)
 
 
@@ -167,5 +180,48 @@ def to_genstore(failure: Failure, *, what: str) -> GenstoreError:
     if cls is PayloadTooLarge:
         return PayloadTooLarge(f"{what}: over the bucket's size limit ({detail})")
     if cls is BackendUnavailable:
+        if failure.status == FAILED:
+            return BackendUnavailable(f"{what}: the Supabase database refused ({detail})")
         return BackendUnavailable(f"{what}: Supabase failed (HTTP {failure.status}: {detail})")
     return cls(f"{what}: {detail}")
+
+
+def call(policy: RetryPolicy, fn: Callable[[], T], *, what: str, upsert: bool = False) -> T:
+    """Run ``fn`` under ``policy``; retry transient failures; raise only genstore errors.
+
+    ``what`` names the operation for messages; ``upsert`` makes a 409 transient (see
+    ``is_transient``). Exceptions that are not backend errors (bugs) propagate.
+    """
+
+    def transient(exc: Exception) -> bool:
+        failure = _failure(exc)
+        return failure is not None and is_transient(failure, upsert=upsert)
+
+    def translate(exc: Exception, attempts: Attempts) -> BaseException:
+        failure = _failure(exc)
+        if failure is None:
+            return exc
+        error = to_genstore(failure, what=what)
+        if not attempts.exhausted:
+            return error
+        return BackendUnavailable(
+            f"{error} - gave up after {attempts.count} attempt(s) in {attempts.elapsed:.1f}s"
+        )
+
+    def log(exc: Exception, attempts: Attempts, delay: float) -> None:
+        failure = _failure(exc)
+        logger.debug(
+            "%s: attempt %d failed (%s %s), retrying in %.2fs",
+            what,
+            attempts.count,
+            failure.status if failure else None,
+            failure.code if failure else None,
+            delay,
+        )
+
+    return retry_call(fn, policy=policy, is_transient=transient, translate=translate, on_retry=log)
+
+
+def _failure(exc: Exception) -> Failure | None:
+    # genstore's own errors (raised inside ``fn``, or already translated) stand as they are.
+    return None if isinstance(exc, GenstoreError) else describe(exc)

@@ -1,9 +1,10 @@
 """psycopg errors -> genstore errors, and the retry loop for the transient ones.
 
-One table decides: connection trouble, server shutdowns and restarts, serialization failures,
-deadlocks, lock and statement timeouts and pool timeouts are retried with exponential backoff and
-full jitter until the call's deadline (by ``genstore_adapters._retry``); everything else is
-translated at once. No psycopg error leaves this module untranslated.
+The shared SQLSTATE table (``genstore_adapters._sqlstate``) decides: connection trouble, server
+shutdowns and restarts, serialization failures and deadlocks, plus pool timeouts and client-side
+connection failures (which carry no SQLSTATE), are retried with exponential backoff and full
+jitter until the call's deadline (``genstore_adapters._retry``); everything else is translated at
+once. No psycopg error leaves this module untranslated.
 """
 
 from __future__ import annotations
@@ -24,21 +25,13 @@ from genstore.exceptions import (
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from .._retry import Attempts, RetryPolicy, retry_call
+from .._sqlstate import Meaning, classify
 
 __all__ = ["is_transient", "retrying", "translate"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# SQLSTATE classes (first two characters) worth another attempt: 08 connection exception,
-# 40 transaction rollback (serialization failure, deadlock), 53 insufficient resources (too many
-# connections), 57 operator intervention (admin shutdown, statement timeout, cannot connect now),
-# 58 system error (I/O).
-_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
-_TRANSIENT_STATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
-# 22 data exception, 54 program limit exceeded (an index row too large): the value is at fault.
-_INPUT_CLASSES = frozenset({"22", "54"})
 
 
 def is_transient(exc: psycopg.Error) -> bool:
@@ -51,19 +44,19 @@ def is_transient(exc: psycopg.Error) -> bool:
     if state is None:
         # Client-side failures (connection refused, reset, closed by the server) carry no state.
         return isinstance(exc, psycopg.OperationalError)
-    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+    return classify(state) is Meaning.RETRY
 
 
 def translate(exc: psycopg.Error, what: str) -> GenstoreError:
     """The genstore error for a psycopg error that retrying will not cure."""
-    state = exc.sqlstate or ""
+    meaning = classify(exc.sqlstate or "")
     detail = exc.diag.message_primary or str(exc)
-    if state == "23505":
+    if meaning is Meaning.CONFLICT:
         return AlreadyExists(f"{what}: {detail}")
-    if isinstance(exc, psycopg.DataError) or state[:2] in _INPUT_CLASSES:
+    if isinstance(exc, psycopg.DataError) or meaning is Meaning.INPUT:
         return InvalidInput(f"{what}: PostgreSQL refused a value: {detail}")
-    if state[:2] == "28":
-        return AuthError(f"{what}: PostgreSQL refused the credentials: {detail}")
+    if meaning is Meaning.AUTH:
+        return AuthError(f"{what}: PostgreSQL refused the credentials or privilege: {detail}")
     if isinstance(exc, PoolClosed):
         return BackendUnavailable(f"{what}: the PostgreSQL catalog is closed")
     return BackendUnavailable(f"{what}: PostgreSQL error: {detail}")

@@ -11,17 +11,17 @@ from typing import Any, Self, TypeVar
 import psycopg
 from genstore._records import ImageRecord, ImageStatus, OperationRecord
 from genstore.exceptions import AlreadyExists, BackendUnavailable, InvalidInput
-from genstore.plugin import Catalog, CatalogStats, HistoryQuery
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
-from ._config import PostgresSettings, settings_from_url
-from ._retry import retrying
-from ._schema import ensure_schema
+from .config import PostgresSettings, settings_from_url
+from .errors import retrying
+from .schema import claim_unnamed_rows, ensure_schema
 
-__all__ = ["PostgresCatalog"]
+__all__ = ["PostgresCatalog", "open_postgres"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ class PostgresCatalog(Catalog):
         deadline: float | None = None,
         pool_min: int | None = None,
         pool_max: int | None = None,
+        store: str = "",
     ) -> None:
+        self.store = store
+        """The store whose rows this catalog reads and writes (its URL); others' stay apart."""
         self.settings: PostgresSettings = settings_from_url(
             url, schema=schema, deadline=deadline, pool_min=pool_min, pool_max=pool_max
         )
@@ -150,6 +153,7 @@ class PostgresCatalog(Catalog):
                         with self._ready_lock:
                             if not self._ready:
                                 ensure_schema(conn, self.settings.schema)
+                                claim_unnamed_rows(conn, self.settings.schema, self.store)
                                 self._ready = True
                     return work(conn)
                 except psycopg.OperationalError:
@@ -169,14 +173,15 @@ class PostgresCatalog(Catalog):
 
     def upsert_operation(self, record: OperationRecord) -> None:
         query = sql.SQL(
-            "INSERT INTO {} (operation_id, created_at, user_id, operation_type, status,"
-            " idempotency_key, record) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (operation_id) DO UPDATE SET created_at = excluded.created_at,"
+            "INSERT INTO {} (store, operation_id, created_at, user_id, operation_type, status,"
+            " idempotency_key, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (store, operation_id) DO UPDATE SET created_at = excluded.created_at,"
             " user_id = excluded.user_id, operation_type = excluded.operation_type,"
             " status = excluded.status, idempotency_key = excluded.idempotency_key,"
             " record = excluded.record"
         ).format(self._operations)
         params = (
+            self.store,
             record.operation_id,
             record.created_at,
             record.user_id,
@@ -198,12 +203,17 @@ class PostgresCatalog(Catalog):
         self._call(f"upsert operation {record.operation_id}", work)
 
     def delete_operation(self, operation_id: str) -> None:
-        query = sql.SQL("DELETE FROM {} WHERE operation_id = %s").format(self._operations)
-        self._call(f"delete operation {operation_id}", lambda c: c.execute(query, (operation_id,)))
+        query = sql.SQL("DELETE FROM {} WHERE store = %s AND operation_id = %s").format(
+            self._operations
+        )
+        key = (self.store, operation_id)
+        self._call(f"delete operation {operation_id}", lambda c: c.execute(query, key))
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
-        query = sql.SQL("SELECT record FROM {} WHERE operation_id = %s").format(self._operations)
-        rows = self._fetch(f"get operation {operation_id}", query, (operation_id,))
+        query = sql.SQL("SELECT record FROM {} WHERE store = %s AND operation_id = %s").format(
+            self._operations
+        )
+        rows = self._fetch(f"get operation {operation_id}", query, (self.store, operation_id))
         return _load(OperationRecord, rows[0][0]) if rows else None
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
@@ -211,12 +221,11 @@ class PostgresCatalog(Catalog):
             raise InvalidInput(f"limit must not be negative, not {query.limit}")
         if query.limit == 0:
             return []
-        where: list[sql.Composable] = []
-        params: list[Any] = []
+        where: list[sql.Composable] = [sql.SQL("store = %s")]
+        params: list[Any] = [self.store]
         for column, value in (
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
-            ("idempotency_key", query.idempotency_key),
         ):
             if value is not None:
                 where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
@@ -235,10 +244,8 @@ class PostgresCatalog(Catalog):
             where.append(sql.SQL("(created_at, operation_id) < (%s, %s)"))
             params.extend((_utc(query.before[0]), query.before[1]))
         params.append(query.limit)
-        statement = sql.SQL("SELECT record FROM {}").format(self._operations)
-        if where:
-            statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-        statement += _NEWEST_OPERATIONS
+        statement = sql.SQL("SELECT record FROM {} WHERE ").format(self._operations)
+        statement += sql.SQL(" AND ").join(where) + _NEWEST_OPERATIONS
         rows = self._fetch("query history", statement, params)
         return [_load(OperationRecord, row[0]) for row in rows]
 
@@ -246,11 +253,12 @@ class PostgresCatalog(Catalog):
         # Keyset batches, each its own retried call: no connection is held while the caller
         # iterates, and a lost connection costs one batch, not the walk.
         query = sql.SQL(
-            "SELECT operation_id FROM {} WHERE operation_id > %s ORDER BY operation_id LIMIT %s"
+            "SELECT operation_id FROM {} WHERE store = %s AND operation_id > %s"
+            " ORDER BY operation_id LIMIT %s"
         ).format(self._operations)
         after = ""  # sorts before every id in the "C" collation
         while True:
-            rows = self._fetch("list operation ids", query, (after, _ID_BATCH))
+            rows = self._fetch("list operation ids", query, (self.store, after, _ID_BATCH))
             yield from (row[0] for row in rows)
             if len(rows) < _ID_BATCH:
                 return
@@ -260,11 +268,12 @@ class PostgresCatalog(Catalog):
 
     def upsert_image(self, record: ImageRecord) -> None:
         query = sql.SQL(
-            "INSERT INTO {} (user_id, image_id, status, created_at, record)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, image_id) DO UPDATE SET"
+            "INSERT INTO {} (store, user_id, image_id, status, created_at, record)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (store, user_id, image_id) DO UPDATE SET"
             " status = excluded.status, created_at = excluded.created_at, record = excluded.record"
         ).format(self._images)
         params = (
+            self.store,
             record.user_id,
             record.image_id,
             str(record.status),
@@ -274,14 +283,17 @@ class PostgresCatalog(Catalog):
         self._call(f"upsert image {record.image_id}", lambda c: c.execute(query, params))
 
     def delete_image(self, user_id: str, image_id: str) -> None:
-        query = sql.SQL("DELETE FROM {} WHERE user_id = %s AND image_id = %s").format(self._images)
-        self._call(f"delete image {image_id}", lambda c: c.execute(query, (user_id, image_id)))
+        query = sql.SQL(
+            "DELETE FROM {} WHERE store = %s AND user_id = %s AND image_id = %s"
+        ).format(self._images)
+        key = (self.store, user_id, image_id)
+        self._call(f"delete image {image_id}", lambda c: c.execute(query, key))
 
     def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
-        query = sql.SQL("SELECT record FROM {} WHERE user_id = %s AND image_id = %s").format(
-            self._images
-        )
-        rows = self._fetch(f"get image {image_id}", query, (user_id, image_id))
+        query = sql.SQL(
+            "SELECT record FROM {} WHERE store = %s AND user_id = %s AND image_id = %s"
+        ).format(self._images)
+        rows = self._fetch(f"get image {image_id}", query, (self.store, user_id, image_id))
         return _load(ImageRecord, rows[0][0]) if rows else None
 
     def list_images(
@@ -289,10 +301,10 @@ class PostgresCatalog(Catalog):
     ) -> tuple[list[ImageRecord], int]:
         if offset < 0 or limit < 0:
             raise InvalidInput(f"offset and limit must not be negative, not {offset}, {limit}")
-        match: sql.Composable = sql.SQL("user_id = %s")
-        params: list[Any] = [user_id]
+        match: sql.Composable = sql.SQL("store = %s AND user_id = %s")
+        params: list[Any] = [self.store, user_id]
         if status is not None:
-            match = sql.SQL("user_id = %s AND status = %s")
+            match = sql.SQL("store = %s AND user_id = %s AND status = %s")
             params.append(str(status))
         # Total and page in one round trip; the ARRAY keeps the page's order.
         query = sql.SQL(
@@ -306,12 +318,12 @@ class PostgresCatalog(Catalog):
 
     def image_ids(self) -> Iterator[tuple[str, str]]:
         query = sql.SQL(
-            "SELECT user_id, image_id FROM {} WHERE (user_id, image_id) > (%s, %s)"
+            "SELECT user_id, image_id FROM {} WHERE store = %s AND (user_id, image_id) > (%s, %s)"
             " ORDER BY user_id, image_id LIMIT %s"
         ).format(self._images)
         after = ("", "")
         while True:
-            rows = self._fetch("list image ids", query, (*after, _ID_BATCH))
+            rows = self._fetch("list image ids", query, (self.store, *after, _ID_BATCH))
             yield from ((row[0], row[1]) for row in rows)
             if len(rows) < _ID_BATCH:
                 return
@@ -320,18 +332,27 @@ class PostgresCatalog(Catalog):
     # -- maintenance ----------------------------------------------------------------------------
 
     def clear(self) -> None:
-        query = sql.SQL("TRUNCATE {}, {}").format(self._operations, self._images)
-        self._call("clear the catalog", lambda c: c.execute(query))
+        # Only this store's rows: another store sharing the catalog keeps its own.
+        operations = sql.SQL("DELETE FROM {} WHERE store = %s").format(self._operations)
+        images = sql.SQL("DELETE FROM {} WHERE store = %s").format(self._images)
+
+        def work(conn: _Connection) -> None:
+            with conn.transaction():
+                conn.execute(operations, (self.store,))
+                conn.execute(images, (self.store,))
+
+        self._call("clear the catalog", work)
 
     def stats(self) -> CatalogStats:
         by_pair = sql.SQL(
-            "SELECT operation_type, status, count(*) FROM {} GROUP BY operation_type, status"
+            "SELECT operation_type, status, count(*) FROM {} WHERE store = %s"
+            " GROUP BY operation_type, status"
         ).format(self._operations)
-        images = sql.SQL("SELECT count(*) FROM {}").format(self._images)
+        images = sql.SQL("SELECT count(*) FROM {} WHERE store = %s").format(self._images)
 
         def work(conn: _Connection) -> tuple[list[TupleRow], int]:
-            pairs = conn.execute(by_pair).fetchall()
-            count = conn.execute(images).fetchone()
+            pairs = conn.execute(by_pair, (self.store,)).fetchall()
+            count = conn.execute(images, (self.store,)).fetchone()
             return pairs, int(count[0]) if count else 0
 
         pairs, image_count = self._call("catalog stats", work)
@@ -347,3 +368,8 @@ class PostgresCatalog(Catalog):
         if not self._closed:
             self._closed = True
             self._pool.close()
+
+
+def open_postgres(url: StoreURL, blobs: BlobStore) -> PostgresCatalog:
+    """``postgresql://`` and ``postgres://`` catalog URLs (the spec's factory)."""
+    return PostgresCatalog(url.raw, store=blobs.url)

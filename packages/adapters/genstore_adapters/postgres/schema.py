@@ -17,7 +17,7 @@ import psycopg
 from genstore.exceptions import ConfigurationError
 from psycopg import sql
 
-__all__ = ["LATEST_VERSION", "ensure_schema"]
+__all__ = ["LATEST_VERSION", "claim_unnamed_rows", "ensure_schema"]
 
 _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
     # 1: the two tables, and one index per query shape. Status has two values and "succeeded"
@@ -69,6 +69,61 @@ _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             ON {s}.genstore_images (user_id, created_at DESC, image_id DESC)""",
         """CREATE INDEX genstore_images_user_status
             ON {s}.genstore_images (user_id, status, created_at DESC, image_id DESC)""",
+    ),
+    # 2: rows carry the store they index, so stores sharing one catalog never see or touch each
+    # other's rows; every key and index leads with it. Rows written before are the unnamed
+    # store's ('') until a store claims them (``claim_unnamed_rows``).
+    (
+        """ALTER TABLE {s}.genstore_operations
+            ADD COLUMN store text COLLATE "C" NOT NULL DEFAULT ''""",
+        """ALTER TABLE {s}.genstore_images
+            ADD COLUMN store text COLLATE "C" NOT NULL DEFAULT ''""",
+        "ALTER TABLE {s}.genstore_operations DROP CONSTRAINT genstore_operations_pkey",
+        "ALTER TABLE {s}.genstore_operations ADD PRIMARY KEY (store, operation_id)",
+        "ALTER TABLE {s}.genstore_images DROP CONSTRAINT genstore_images_pkey",
+        "ALTER TABLE {s}.genstore_images ADD PRIMARY KEY (store, user_id, image_id)",
+        "DROP INDEX {s}.genstore_operations_idempotency_key",
+        """CREATE UNIQUE INDEX genstore_operations_idempotency_key
+            ON {s}.genstore_operations (store, idempotency_key)
+            WHERE idempotency_key IS NOT NULL""",
+        "DROP INDEX {s}.genstore_operations_newest",
+        """CREATE INDEX genstore_operations_newest
+            ON {s}.genstore_operations (store, created_at DESC, operation_id DESC)""",
+        "DROP INDEX {s}.genstore_operations_user",
+        """CREATE INDEX genstore_operations_user
+            ON {s}.genstore_operations (store, user_id, created_at DESC, operation_id DESC)""",
+        "DROP INDEX {s}.genstore_operations_type",
+        """CREATE INDEX genstore_operations_type
+            ON {s}.genstore_operations
+            (store, operation_type, created_at DESC, operation_id DESC)""",
+        "DROP INDEX {s}.genstore_operations_user_type",
+        """CREATE INDEX genstore_operations_user_type
+            ON {s}.genstore_operations
+            (store, user_id, operation_type, created_at DESC, operation_id DESC)""",
+        "DROP INDEX {s}.genstore_operations_failed",
+        """CREATE INDEX genstore_operations_failed
+            ON {s}.genstore_operations (store, created_at DESC, operation_id DESC)
+            WHERE status = 'failed'""",
+        "DROP INDEX {s}.genstore_operations_failed_user",
+        """CREATE INDEX genstore_operations_failed_user
+            ON {s}.genstore_operations (store, user_id, created_at DESC, operation_id DESC)
+            WHERE status = 'failed'""",
+        "DROP INDEX {s}.genstore_operations_failed_type",
+        """CREATE INDEX genstore_operations_failed_type
+            ON {s}.genstore_operations
+            (store, operation_type, created_at DESC, operation_id DESC)
+            WHERE status = 'failed'""",
+        "DROP INDEX {s}.genstore_operations_failed_user_type",
+        """CREATE INDEX genstore_operations_failed_user_type
+            ON {s}.genstore_operations
+            (store, user_id, operation_type, created_at DESC, operation_id DESC)
+            WHERE status = 'failed'""",
+        "DROP INDEX {s}.genstore_images_user",
+        """CREATE INDEX genstore_images_user
+            ON {s}.genstore_images (store, user_id, created_at DESC, image_id DESC)""",
+        "DROP INDEX {s}.genstore_images_user_status",
+        """CREATE INDEX genstore_images_user_status
+            ON {s}.genstore_images (store, user_id, status, created_at DESC, image_id DESC)""",
     ),
 )
 
@@ -134,3 +189,23 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> int:
                 (number,),
             )
         return LATEST_VERSION
+
+
+def claim_unnamed_rows(conn: psycopg.Connection[Any], schema: str, store: str) -> None:
+    """Give ``store`` the rows written before rows carried their store (version 1 catalogs).
+
+    A catalog upgraded in place indexed one store in practice: the first store that opens it
+    afterwards takes the unnamed rows. Cheap when there are none (the primary key leads with
+    the store).
+    """
+    if not store:
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        for table in ("genstore_operations", "genstore_images"):
+            conn.execute(
+                sql.SQL("UPDATE {} SET store = %s WHERE store = ''").format(
+                    sql.Identifier(schema, table)
+                ),
+                (store,),
+            )

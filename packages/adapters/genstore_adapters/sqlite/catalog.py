@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,42 +12,14 @@ from typing import Any, TypeVar
 
 from genstore import ImageRecord, ImageStatus, OperationRecord
 from genstore.exceptions import BackendUnavailable, ConfigurationError
-from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, hookimpl
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 
-__all__ = ["SQLiteCatalog"]
+from .errors import retrying
+from .schema import claim_unnamed_rows, ensure_schema
+
+__all__ = ["SQLiteCatalog", "open_sqlite"]
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS operations (
-    operation_id TEXT PRIMARY KEY,
-    created_us INTEGER NOT NULL,
-    user_id TEXT,
-    operation_type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    idempotency_key TEXT,
-    record TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS operations_time ON operations (created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_user
-    ON operations (user_id, created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_user_type
-    ON operations (user_id, operation_type, created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_type ON operations (operation_type, created_us, operation_id);
-CREATE INDEX IF NOT EXISTS operations_idempotency ON operations (idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS images (
-    user_id TEXT NOT NULL,
-    image_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_us INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (user_id, image_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS images_user ON images (user_id, created_us, image_id);
-CREATE INDEX IF NOT EXISTS images_user_status ON images (user_id, status, created_us, image_id);
-PRAGMA user_version = 1;
-"""
 
 
 def _us(value: datetime) -> int:
@@ -57,10 +28,16 @@ def _us(value: datetime) -> int:
 
 
 class SQLiteCatalog(Catalog):
-    """Records indexed in a SQLite file; one connection per thread."""
+    """Records indexed in a SQLite file; one connection per thread.
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+    ``store`` names the store whose rows this catalog reads and writes: several stores may
+    share one file and never see each other's rows. ``""`` (the default) is the unnamed store,
+    used for a catalog inside its store's own folder.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 30.0, store: str = "") -> None:
         self.path = path
+        self.store = store
         self.timeout = timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -71,7 +48,8 @@ class SQLiteCatalog(Catalog):
             raise BackendUnavailable(
                 f"cannot create the catalog folder {path.parent}: {exc}"
             ) from exc
-        self._run(lambda c: c.executescript(_SCHEMA))
+        self._run(ensure_schema)
+        self._run(lambda c: claim_unnamed_rows(c, store))
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -88,24 +66,11 @@ class SQLiteCatalog(Catalog):
         return conn
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        while True:
-            try:
-                return fn(self._conn())
-            except sqlite3.OperationalError as exc:
-                # busy_timeout covers most contention; WAL checkpoints can still say "locked".
-                transient = "locked" in str(exc) or "busy" in str(exc)
-                if transient and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
-            except sqlite3.DatabaseError as exc:
-                raise BackendUnavailable(f"SQLite catalog {self.path}: {exc}") from exc
+        return retrying(lambda: fn(self._conn()), path=self.path, deadline=self.timeout)
 
     def upsert_operation(self, record: OperationRecord) -> None:
         row = (
+            self.store,
             record.operation_id,
             _us(record.created_at),
             record.user_id,
@@ -116,31 +81,34 @@ class SQLiteCatalog(Catalog):
         )
         self._run(
             lambda c: c.execute(
-                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?)", row
+                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
             )
         )
 
     def delete_operation(self, operation_id: str) -> None:
         self._run(
-            lambda c: c.execute("DELETE FROM operations WHERE operation_id = ?", (operation_id,))
+            lambda c: c.execute(
+                "DELETE FROM operations WHERE store = ? AND operation_id = ?",
+                (self.store, operation_id),
+            )
         )
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
         row = self._run(
             lambda c: c.execute(
-                "SELECT record FROM operations WHERE operation_id = ?", (operation_id,)
+                "SELECT record FROM operations WHERE store = ? AND operation_id = ?",
+                (self.store, operation_id),
             ).fetchone()
         )
         return OperationRecord.model_validate_json(row[0]) if row else None
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
-        where: list[str] = []
-        args: list[Any] = []
+        where: list[str] = ["store = ?"]
+        args: list[Any] = [self.store]
         for column, value in (
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
             ("status", query.status),
-            ("idempotency_key", query.idempotency_key),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -156,38 +124,46 @@ class SQLiteCatalog(Catalog):
             where.append("(created_us < ? OR (created_us = ? AND operation_id < ?))")
             args += [_us(when), _us(when), op_id]
         sql = "SELECT record FROM operations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql += " WHERE " + " AND ".join(where)  # fixed fragments; values are parameters
         sql += " ORDER BY created_us DESC, operation_id DESC LIMIT ?"
         args.append(query.limit)
         rows = self._run(lambda c: c.execute(sql, args).fetchall())
         return [OperationRecord.model_validate_json(r[0]) for r in rows]
 
     def operation_ids(self) -> Iterator[str]:
-        rows = self._run(lambda c: c.execute("SELECT operation_id FROM operations").fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT operation_id FROM operations WHERE store = ?", (self.store,)
+            ).fetchall()
+        )
         return (r[0] for r in rows)
 
     def upsert_image(self, record: ImageRecord) -> None:
         row = (
+            self.store,
             record.user_id,
             record.image_id,
             record.status.value,
             _us(record.created_at),
             record.model_dump_json(),
         )
-        self._run(lambda c: c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?)", row))
+        self._run(
+            lambda c: c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)", row)
+        )
 
     def delete_image(self, user_id: str, image_id: str) -> None:
         self._run(
             lambda c: c.execute(
-                "DELETE FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+                "DELETE FROM images WHERE store = ? AND user_id = ? AND image_id = ?",
+                (self.store, user_id, image_id),
             )
         )
 
     def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
         row = self._run(
             lambda c: c.execute(
-                "SELECT record FROM images WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+                "SELECT record FROM images WHERE store = ? AND user_id = ? AND image_id = ?",
+                (self.store, user_id, image_id),
             ).fetchone()
         )
         return ImageRecord.model_validate_json(row[0]) if row else None
@@ -195,8 +171,8 @@ class SQLiteCatalog(Catalog):
     def list_images(
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
     ) -> tuple[list[ImageRecord], int]:
-        where = "user_id = ?"
-        args: list[Any] = [user_id]
+        where = "store = ? AND user_id = ?"
+        args: list[Any] = [self.store, user_id]
         if status is not None:
             where += " AND status = ?"
             args.append(ImageStatus(status).value)
@@ -219,24 +195,41 @@ class SQLiteCatalog(Catalog):
         return [ImageRecord.model_validate_json(r[0]) for r in rows], total
 
     def image_ids(self) -> Iterator[tuple[str, str]]:
-        rows = self._run(lambda c: c.execute("SELECT user_id, image_id FROM images").fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT user_id, image_id FROM images WHERE store = ?", (self.store,)
+            ).fetchall()
+        )
         return ((r[0], r[1]) for r in rows)
 
     def clear(self) -> None:
-        self._run(
-            lambda c: c.executescript("BEGIN; DELETE FROM operations; DELETE FROM images; COMMIT;")
-        )
+        def delete(c: sqlite3.Connection) -> None:
+            # Only this store's rows: another store sharing the file keeps its own.
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM operations WHERE store = ?", (self.store,))
+                c.execute("DELETE FROM images WHERE store = ?", (self.store,))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        self._run(delete)
 
     def stats(self) -> CatalogStats:
         def read(c: sqlite3.Connection) -> CatalogStats:
             out = CatalogStats()
             for op_type, status, n in c.execute(
-                "SELECT operation_type, status, count(*) FROM operations GROUP BY 1, 2"
+                "SELECT operation_type, status, count(*) FROM operations WHERE store = ?"
+                " GROUP BY 1, 2",
+                (self.store,),
             ):
                 out.operations += n
                 out.by_type[op_type] = out.by_type.get(op_type, 0) + n
                 out.by_status[status] = out.by_status.get(status, 0) + n
-            out.images = c.execute("SELECT count(*) FROM images").fetchone()[0]
+            out.images = c.execute(
+                "SELECT count(*) FROM images WHERE store = ?", (self.store,)
+            ).fetchone()[0]
             return out
 
         return self._run(read)
@@ -250,19 +243,16 @@ class SQLiteCatalog(Catalog):
         self._local = threading.local()
 
 
-@hookimpl
-def genstore_open_catalog(url: Any, blobs: BlobStore) -> Catalog | None:
-    """``sqlite:///absolute/path.sqlite3`` (or ``sqlite`` alone: ``catalog.sqlite3`` in a local root)."""
-    if url.scheme != "sqlite":
-        return None
+def open_sqlite(url: StoreURL, blobs: BlobStore) -> SQLiteCatalog:
+    """``sqlite:///absolute/path.sqlite3``, or ``sqlite`` alone: ``catalog.sqlite3`` in the
+    folder of a local store."""
+    root = blobs.local_root()
     if url.location:
-        return SQLiteCatalog(Path(url.location).expanduser())
-    root = getattr(blobs, "path", None)
-    if not isinstance(root, Path):
+        path = Path(url.location).expanduser().resolve()
+        # A file inside the store's own folder is that store's alone: keyed by the unnamed
+        # store, it survives moving the folder. One elsewhere may be shared: rows name the store.
+        own = root is not None and path.is_relative_to(root.resolve())
+        return SQLiteCatalog(path, store="" if own else blobs.url)
+    if root is None:
         raise ConfigurationError("a bare 'sqlite' catalog needs a local store; give sqlite:///path")
     return SQLiteCatalog(root / "catalog.sqlite3")
-
-
-@hookimpl
-def genstore_schemes() -> dict[str, str]:
-    return {"sqlite": "embedded SQLite catalog (sqlite:///path.sqlite3)"}

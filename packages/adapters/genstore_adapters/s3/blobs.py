@@ -26,14 +26,14 @@ from datetime import UTC, datetime
 from typing import IO, Any, cast
 
 from genstore.exceptions import NotFound
-from genstore.plugin import BlobInfo
+from genstore.plugin import BlobInfo, StoreURL
 
-from ..fsspec_backend import FsspecBlobStore, check_key, write_buffered
-from ._config import S3Config
-from ._errors import is_connection_error, translate_s3_errors
-from ._fs import make_filesystem
+from ..fsspec.blobs import FsspecBlobStore, write_buffered
+from .config import S3Config
+from .errors import is_connection_error, translate_s3_errors
+from .filesystem import make_filesystem
 
-__all__ = ["S3BlobStore"]
+__all__ = ["S3BlobStore", "open_s3"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +58,16 @@ class S3BlobStore(FsspecBlobStore):
         return translate_s3_errors(key)
 
     def _object_key(self, key: str) -> str:
-        return self._key_prefix + check_key(key)
+        return self._key_prefix + key
 
-    def write(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        exclusive: bool = False,
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         path = self._path(key)
         with translate_s3_errors(key, writing=True):
-            return self._write(path, chunks, content_type=content_type, exclusive=exclusive)
+            return self._put(path, chunks, content_type=content_type, exclusive=exclusive)
 
-    def _write(
+    def _put(
         self, path: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         condition = {"IfNoneMatch": "*"} if exclusive else {}
@@ -106,7 +101,7 @@ class S3BlobStore(FsspecBlobStore):
         )
         return write_buffered(f, itertools.chain(head, rest), discard=_abort_upload)
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         with translate_s3_errors(key):
             try:
                 self.fs.call_s3("head_object", Bucket=self.bucket, Key=self._object_key(key))
@@ -114,7 +109,7 @@ class S3BlobStore(FsspecBlobStore):
                 return False
         return True
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         with translate_s3_errors(key):
             f = self.fs.open(
                 self._path(key), "rb", block_size=self.config.block_size, cache_type="readahead"
@@ -124,9 +119,9 @@ class S3BlobStore(FsspecBlobStore):
             raise NotFound(f"no blob at {key!r}")
         return cast(IO[bytes], io.BufferedReader(_Reader(f, key), buffer_size=256 * 1024))
 
-    def list(self, prefix: str) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str) -> Iterator[BlobInfo]:
         folder = prefix.strip("/")
-        s3_prefix = self._key_prefix + (check_key(folder) + "/" if folder else "")
+        s3_prefix = self._key_prefix + (folder + "/" if folder else "")
         request: dict[str, Any] = {
             "Bucket": self.bucket,
             "Prefix": s3_prefix,
@@ -154,6 +149,12 @@ class S3BlobStore(FsspecBlobStore):
         except Exception:  # closing is best effort: the connections die with the process anyway
             logger.debug("closing the S3 session failed", exc_info=True)
         self.fs._s3 = None
+
+
+def open_s3(url: StoreURL) -> S3BlobStore:
+    """``s3://bucket/prefix`` and ``s3a://`` (the spec's factory)."""
+    config = S3Config.from_url(url.location, dict(url.options))
+    return S3BlobStore(config, url=url.without_options())
 
 
 def _utc(value: Any) -> datetime | None:

@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from genstore.exceptions import ConfigurationError
 
+from .._options import UrlOptions
+
 __all__ = ["DEFAULT_DEADLINE", "PostgresSettings", "settings_from_url"]
 
 DEFAULT_DEADLINE = 5.0
@@ -36,19 +38,6 @@ class PostgresSettings:
     """Connections the pool may open at most."""
 
 
-def _number(options: dict[str, str], name: str, default: float, *, minimum: float) -> float:
-    text = options.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigurationError(f"catalog option {name}={text!r} is not a number") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ConfigurationError(f"catalog option {name}={text!r} must be at least {minimum}")
-    return value
-
-
 def settings_from_url(raw: str, **overrides: object) -> PostgresSettings:
     """Parse a ``postgresql://`` or ``postgres://`` URL (as typed by the user) into settings.
 
@@ -65,14 +54,15 @@ def settings_from_url(raw: str, **overrides: object) -> PostgresSettings:
     options.update({k: str(v) for k, v in overrides.items() if v is not None})
     libpq_query = [(k, v) for k, v in query if k not in _GENSTORE_OPTIONS]
 
+    parsed = UrlOptions(options, "postgresql:// catalog")
     schema = options.get("schema", "public")
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ConfigurationError(
             f"catalog schema {schema!r}: use 1 to 63 letters, digits and underscores"
         )
-    deadline = _number(options, "deadline", DEFAULT_DEADLINE, minimum=0.1)
-    pool_min = int(_number(options, "pool_min", 1, minimum=0))
-    pool_max = int(_number(options, "pool_max", max(8, pool_min), minimum=1))
+    deadline = parsed.number("deadline", DEFAULT_DEADLINE, minimum=0.1)
+    pool_min = parsed.count("pool_min", 1, minimum=0)
+    pool_max = parsed.count("pool_max", max(8, pool_min), minimum=1)
     if pool_max < pool_min:
         raise ConfigurationError(f"catalog option pool_max={pool_max} is below pool_min")
 

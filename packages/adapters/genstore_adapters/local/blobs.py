@@ -13,15 +13,17 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from genstore.exceptions import AlreadyExists, ConfigurationError
-from genstore.plugin import BlobStore, hookimpl
+from fsspec.implementations.local import LocalFileSystem
+from genstore.exceptions import AlreadyExists
+from genstore.plugin import StoreURL
 
-from ._errors import translate_os_errors
-from .fsspec_backend import FsspecBlobStore, check_key
+from .._options import UrlOptions
+from ..fsspec.blobs import FsspecBlobStore
+from ..fsspec.errors import translate_os_errors
 
-__all__ = ["LocalBlobStore"]
+__all__ = ["LocalBlobStore", "open_local"]
 
 _TMP = ".tmp"
 
@@ -30,8 +32,6 @@ class LocalBlobStore(FsspecBlobStore):
     """Blobs as files under ``root``."""
 
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
-        from fsspec.implementations.local import LocalFileSystem
-
         root = root.expanduser().resolve()
         with translate_os_errors(str(root)):
             (root / _TMP).mkdir(parents=True, exist_ok=True)
@@ -42,15 +42,14 @@ class LocalBlobStore(FsspecBlobStore):
         self._made_dirs: set[str] = set()
 
     def _file(self, key: str) -> str:
-        return os.path.join(self.root, check_key(key))
+        return os.path.join(self.root, key)
 
-    def write(
-        self,
-        key: str,
-        chunks: Iterable[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        exclusive: bool = False,
+    def local_root(self) -> Path:
+        """The folder the blobs live in, as plain files."""
+        return self.path
+
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
         dest = self._file(key)
         tmp = os.path.join(self.root, _TMP, uuid.uuid4().hex)
@@ -84,26 +83,23 @@ class LocalBlobStore(FsspecBlobStore):
                     _unlink_quietly(tmp)
         return size
 
-    def open(self, key: str) -> IO[bytes]:
+    def _open(self, key: str) -> IO[bytes]:
         with translate_os_errors(key):
             return open(self._file(key), "rb")
 
-    def read(self, key: str) -> bytes:
+    def _read(self, key: str) -> bytes:
         with translate_os_errors(key), open(self._file(key), "rb") as f:
             return f.read()
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         return os.path.isfile(self._file(key))
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         with translate_os_errors(key):
             _unlink_quietly(self._file(key))
 
-    def url_for(self, key: str, *, expires: int = 3600) -> str | None:
+    def _url_for(self, key: str, *, expires: int) -> str | None:
         return Path(self._file(key)).as_uri()
-
-    def local_root(self) -> Path:
-        return self.path
 
     def sweep_temporaries(self, older_than: float = 3600.0) -> int:
         """Remove temporary files left by writes that were killed; return how many."""
@@ -131,17 +127,8 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-@hookimpl
-def genstore_open_backend(url: Any) -> BlobStore | None:
-    """``file://`` URLs and plain paths."""
-    if url.scheme not in ("file", "local"):
-        return None
-    fsync = url.options.get("fsync", "false").lower()
-    if fsync not in ("true", "false", "1", "0"):
-        raise ConfigurationError("fsync must be true or false")
-    return LocalBlobStore(url.path, fsync=fsync in ("true", "1"))
-
-
-@hookimpl
-def genstore_schemes() -> dict[str, str]:
-    return {"file": "local files (a path or file:// URL); SQLite catalog beside them by default"}
+def open_local(url: StoreURL) -> LocalBlobStore:
+    """``file://`` URLs and plain paths; option ``fsync`` (default false)."""
+    options = UrlOptions(url.options, "local store")
+    options.check_known({"fsync"})
+    return LocalBlobStore(url.path, fsync=options.flag("fsync"))

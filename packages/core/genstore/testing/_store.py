@@ -1,40 +1,24 @@
-"""The backend contract: every backend x catalog pair passes these tests unchanged.
-
-To add a pair, write ``tests/contract/test_<pair>.py``::
-
-    class TestLocalSQLite(StoreContract):
-        @pytest.fixture
-        def store_url(self, tmp_path: Path) -> str:
-            return str(tmp_path)          # a store URL, with ?catalog=... when not the default
-
-The fixture may depend on any other fixture (moto server, PostgreSQL schema, Supabase fake). For a
-PostgreSQL catalog use the ``postgres_url`` fixture of tests/conftest.py: a catalog URL
-with a fresh schema, dropped afterwards. Everything goes through the public Store API.
-"""
+"""``StoreContract``: what every store shows through the public ``Store`` API, whatever its
+backend and catalog (saving, history, deleting, housekeeping, user images)."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import genstore
 import pytest
+
+import genstore
 from genstore import ImageStatus, InvalidInput, NotFound, OperationStatus
-from helpers import FileServer, png_bytes
+
+from ._support import FileServer, StoreFixtures, png_bytes
+
+__all__ = ["StoreContract"]
 
 
-class StoreContract:
+class StoreContract(StoreFixtures):
     """Behaviour every store must show, whatever its backend and catalog."""
-
-    @pytest.fixture
-    def store(self, store_url: str) -> Iterator[genstore.Store]:
-        s = genstore.open_store(store_url)
-        try:
-            yield s
-        finally:
-            s.close()
 
     # -- saving and reading back ---------------------------------------------------------------
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 from genstore import ImageRecord, ImageStatus, OperationRecord, _keys
 from genstore.exceptions import NotFound
-from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, hookimpl
+from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 from pydantic import ValidationError
 
-__all__ = ["SidecarCatalog"]
+__all__ = ["SidecarCatalog", "open_sidecar"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,6 @@ class SidecarCatalog(Catalog):
                 (query.user_id is None or r.user_id == query.user_id)
                 and (query.operation_type is None or r.operation_type == query.operation_type)
                 and (query.status is None or r.status.value == query.status)
-                and (query.idempotency_key is None or r.idempotency_key == query.idempotency_key)
                 and (query.since is None or r.created_at >= query.since)
                 and (query.until is None or r.created_at < query.until)
                 and (query.before is None or (r.created_at, r.operation_id) < query.before)
@@ -154,12 +152,6 @@ class SidecarCatalog(Catalog):
         return out
 
 
-@hookimpl
-def genstore_open_catalog(url: Any, blobs: BlobStore) -> Catalog | None:
-    """``sidecar``: no index, the JSON records are listed and read."""
-    return SidecarCatalog(blobs) if url.scheme == "sidecar" else None
-
-
-@hookimpl
-def genstore_schemes() -> dict[str, str]:
-    return {"sidecar": "no index: list and read the JSON records (small stores)"}
+def open_sidecar(url: StoreURL, blobs: BlobStore) -> SidecarCatalog:
+    """``sidecar``: no index, the JSON records of ``blobs`` are listed and read."""
+    return SidecarCatalog(blobs)

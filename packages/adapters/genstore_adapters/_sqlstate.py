@@ -1,0 +1,68 @@
+"""One classification of PostgreSQL SQLSTATE codes, for every catalog on PostgreSQL (the
+``postgres`` catalog through psycopg, the ``supabase`` catalog through PostgREST).
+
+Only connection-level failures are retried: class 08 (connection exception), class 53
+(insufficient resources: too many connections, disk or memory full), 57P01-57P05 (admin or crash
+shutdown, cannot connect now, idle session timeout), 40001 (serialization failure) and 40P01
+(deadlock), for which retrying is the documented answer. Every other code fails at once: a code
+this table does not list is not known to heal by waiting, so it never costs the caller a retry
+deadline.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["Meaning", "classify", "is_retried"]
+
+
+class Meaning(Enum):
+    """What a SQLSTATE says to the caller."""
+
+    RETRY = "retry"
+    """Connection-level or concurrency failure: another attempt may succeed."""
+    CONFLICT = "conflict"
+    """A unique constraint refused the row (23505)."""
+    INPUT = "input"
+    """The value is at fault (classes 22, 23 other than 23505, 54)."""
+    AUTH = "auth"
+    """Credentials or privileges refused (class 28, 42501)."""
+    SCHEMA = "schema"
+    """A table, column or constraint genstore needs is missing (42P01, 42703, 42P10)."""
+    FAIL = "fail"
+    """Anything else: fails at once as ``BackendUnavailable``."""
+
+
+_BY_CODE: dict[str, Meaning] = {
+    "40001": Meaning.RETRY,
+    "40P01": Meaning.RETRY,
+    "57P01": Meaning.RETRY,
+    "57P02": Meaning.RETRY,
+    "57P03": Meaning.RETRY,
+    "57P04": Meaning.RETRY,
+    "57P05": Meaning.RETRY,
+    "23505": Meaning.CONFLICT,
+    "42501": Meaning.AUTH,
+    "42P01": Meaning.SCHEMA,
+    "42703": Meaning.SCHEMA,
+    "42P10": Meaning.SCHEMA,
+}
+_BY_CLASS: dict[str, Meaning] = {
+    "08": Meaning.RETRY,
+    "53": Meaning.RETRY,
+    "22": Meaning.INPUT,
+    "23": Meaning.INPUT,
+    "54": Meaning.INPUT,
+    "28": Meaning.AUTH,
+}
+
+
+def classify(sqlstate: str) -> Meaning:
+    """What ``sqlstate`` (five characters) means; ``FAIL`` for codes not listed."""
+    code = sqlstate.strip().upper()
+    return _BY_CODE.get(code) or _BY_CLASS.get(code[:2], Meaning.FAIL)
+
+
+def is_retried(sqlstate: str) -> bool:
+    """Whether a failure with ``sqlstate`` is worth another attempt."""
+    return classify(sqlstate) is Meaning.RETRY
