@@ -14,6 +14,8 @@ from genstore.exceptions import ConfigurationError
 
 __all__ = ["AuthFailed", "JWTAuthenticator"]
 
+_KEY_VARIABLES = ("GENSTORE_JWT_SECRET", "GENSTORE_JWT_PUBLIC_KEY", "GENSTORE_JWKS_URL")
+
 
 class AuthFailed(Exception):
     """The request carries no valid bearer token (HTTP 401)."""
@@ -38,11 +40,16 @@ class JWTAuthenticator:
             )
         self._jwks = jwt.PyJWKClient(self.jwks_url) if self.jwks_url else None
 
+    @staticmethod
+    def configured() -> bool:
+        """Whether the environment names a way to verify tokens (a dev secret does not count)."""
+        return any(os.environ.get(name) for name in _KEY_VARIABLES)
+
     @classmethod
     def from_env(cls) -> JWTAuthenticator:
         """Configured from GENSTORE_JWT_SECRET / _PUBLIC_KEY / GENSTORE_JWKS_URL (+ _ISSUER)."""
         return cls(
-            secret=os.environ.get("GENSTORE_JWT_SECRET"),
+            secret=os.environ.get("GENSTORE_JWT_SECRET") or os.environ.get("GENSTORE_DEV_SECRET"),
             public_key=os.environ.get("GENSTORE_JWT_PUBLIC_KEY"),
             jwks_url=os.environ.get("GENSTORE_JWKS_URL"),
             issuer=os.environ.get("GENSTORE_JWT_ISSUER"),

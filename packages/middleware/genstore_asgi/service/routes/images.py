@@ -21,8 +21,11 @@ def public(record: genstore.ImageRecord, request: Request) -> dict[str, Any]:
     data = record.model_dump(mode="json", exclude={"key", "schema_version"})
     url = data.get("image_url")
     if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-        # Local files have no URL a browser can use: serve them through the API.
-        data["image_url"] = str(request.url_for("image_file", image_id=record.image_id))
+        # Local files have no URL a browser can use: serve them through the API. The path is
+        # relative to the server (root_path covers a mount or a proxy prefix): a URL built from
+        # the Host header would let a request choose where its links point.
+        root = request.scope.get("root_path", "")
+        data["image_url"] = f"{root}/api/images/{record.image_id}/file"
     return data
 
 

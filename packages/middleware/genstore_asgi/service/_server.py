@@ -1,0 +1,153 @@
+"""Running the service: ``genstore serve`` and ``python -m genstore_asgi.service`` both call
+``serve()``; each uvicorn worker builds its app with ``app_from_env()`` from the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import genstore
+import jwt
+from genstore.exceptions import ConfigurationError
+from starlette.applications import Starlette
+
+from ._app import create_app
+from ._auth import JWTAuthenticator
+
+__all__ = ["JSONFormatter", "ServeOptions", "app_from_env", "dev_token", "serve"]
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+# The secret a --dev run signs its tokens with; set by serve() for its workers, never by users.
+DEV_SECRET_ENV = "GENSTORE_DEV_SECRET"  # noqa: S105 - a variable's name, not a secret
+DEV_USER = "user_dev"
+_DEV_TOKEN_TTL = 24 * 3600
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to run the service; ``None`` fields fall back to the environment."""
+
+    url: str | None = None
+    catalog: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5002
+    workers: int = 1
+    dev: bool = False
+
+    @classmethod
+    def from_env(cls) -> ServeOptions:
+        """HOST and PORT from the environment (``python -m genstore_asgi.service``)."""
+        port = os.environ.get("PORT", "5002")
+        if not port.isdigit():
+            raise ConfigurationError(f"PORT must be a number, not {port!r}")
+        return cls(host=os.environ.get("HOST", "127.0.0.1"), port=int(port))
+
+
+def dev_token(secret: str, user_id: str = DEV_USER, ttl: int = _DEV_TOKEN_TTL) -> str:
+    """A bearer token for ``user_id`` signed with the development ``secret``."""
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + ttl}, secret, algorithm="HS256")
+
+
+@asynccontextmanager
+async def _closing(store: genstore.Store) -> AsyncIterator[None]:
+    yield
+    store.close()
+
+
+def app_from_env() -> Starlette:
+    """The service as configured by the environment; closes its store at shutdown (uvicorn factory)."""
+    store = genstore.open_store()
+    app = create_app(store, auth=JWTAuthenticator.from_env())
+    app.router.lifespan_context = lambda _app: _closing(store)
+    return app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _prepare_dev(options: ServeOptions) -> str | None:
+    """Set up development auth when asked (or when none is configured); the token, or None."""
+    if not options.dev and JWTAuthenticator.configured():
+        return None
+    if not options.dev and not _is_loopback(options.host):
+        raise ConfigurationError(
+            "no token verification is configured (see genstore serve --help); refusing to serve "
+            f"{options.host} with a development secret unless --dev is given"
+        )
+    secret = os.environ.setdefault(DEV_SECRET_ENV, secrets.token_urlsafe(32))
+    return dev_token(secret)
+
+
+def _announce(options: ServeOptions, token: str) -> None:
+    base = f"http://{options.host}:{options.port}"
+    print(
+        "genstore serve: development mode, tokens are signed with a secret made for this run\n"
+        f"  token:    {token}\n"
+        f"  UI:       {base}/gallery#token={token}\n"
+        f"  API docs: {base}/docs",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JSONFormatter())
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "info").upper(), handlers=[handler])
+
+
+def serve(options: ServeOptions) -> int:
+    """Run uvicorn until stopped; the exit status. Store settings travel to workers by environment."""
+    import uvicorn  # the server extra; imported here so the app itself does not need it
+
+    if options.url is not None:
+        os.environ["GENSTORE_URL"] = options.url
+    if options.catalog is not None:
+        os.environ["GENSTORE_CATALOG"] = options.catalog
+    token = _prepare_dev(options)
+    # Open once here so a misconfigured store fails now, with exit 3, not in every worker.
+    genstore.open_store().close()
+    _configure_logging()
+    if token is not None:
+        _announce(options, token)
+    uvicorn.run(
+        f"{__name__}:app_from_env",
+        factory=True,
+        host=options.host,
+        port=options.port,
+        workers=options.workers,
+        log_config=None,
+    )
+    return 0

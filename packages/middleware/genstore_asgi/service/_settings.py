@@ -1,0 +1,48 @@
+"""Every setting of the images service, with its environment variable, default and meaning.
+
+``ENVIRONMENT`` is the one list: ``genstore serve --help`` prints it, the README's table mirrors
+it, and a test checks that each variable is documented. Importing this module needs nothing but
+the standard library, so the CLI can show help without the server extra installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ENVIRONMENT", "Setting", "environment_help"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable the service reads."""
+
+    name: str
+    default: str
+    help: str
+
+
+ENVIRONMENT: tuple[Setting, ...] = (
+    Setting("GENSTORE_URL", "./genstore-data", "the store (also --url)"),
+    Setting("GENSTORE_CATALOG", "sqlite next to local data", "the catalog (also --catalog)"),
+    Setting("HOST", "127.0.0.1", "interface to listen on (also --host)"),
+    Setting("PORT", "5002", "port to listen on, the seed's (also --port)"),
+    Setting("LOG_LEVEL", "info", "log level of the JSON logs on stdout"),
+    Setting("GENSTORE_JWT_SECRET", "-", "HS256 shared secret verifying bearer tokens"),
+    Setting("GENSTORE_JWT_PUBLIC_KEY", "-", "PEM public key verifying RS256/ES256 tokens"),
+    Setting("GENSTORE_JWKS_URL", "-", "JWKS URL of any issuer verifying RS256/ES256 tokens"),
+    Setting("GENSTORE_JWT_ISSUER", "-", "required iss claim"),
+    Setting("GENSTORE_JWT_AUDIENCE", "-", "required aud claim"),
+)
+
+
+def environment_help() -> str:
+    """The variables as help text: one paragraph each (``NAME (default X): meaning``)."""
+    lines = ["Environment variables (secrets are read only from the environment):"]
+    for s in ENVIRONMENT:
+        default = "" if s.default == "-" else f" (default {s.default})"
+        lines.append(f"{s.name}{default}: {s.help}")
+    lines.append(
+        "With no token verification configured, or with --dev, a development secret is made "
+        "for this run and a token for it is printed (loopback addresses only without --dev)."
+    )
+    return "\n\n".join(lines)
