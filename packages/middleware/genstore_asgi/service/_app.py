@@ -5,6 +5,7 @@
     GET    /api/images/{id}            PATCH /api/images/{id}/status {status}
     DELETE /api/images/{id}            GET   /api/images/{id}/file  (the PNG)
     GET    /api/history?type&status&limit&cursor   GET /api/health   GET /gallery
+    GET    /openapi.json (OpenAPI 3.1, from the route table)   GET /docs (that document as a page)
 
 Every /api route but health needs ``Authorization: Bearer <jwt>`` and is limited per user.
 The routes live in ``routes/`` (one module per area); this module only assembles them.
@@ -13,16 +14,19 @@ The routes live in ``routes/`` (one module per area); this module only assembles
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import genstore
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ._auth import JWTAuthenticator
 from ._deps import ServiceDeps, StoreAccess
+from ._docs import docs_html
 from ._gallery import GALLERY_HTML
+from ._openapi import openapi_document
 from ._ratelimit import RateLimiter
 from ._routing import build_routes
 from .routes import API_ROUTES
@@ -48,8 +52,28 @@ def create_app(
         limiter=RateLimiter(rate_limit, rate_window),
     )
     routes = build_routes(API_ROUTES, deps)
+    routes += _docs_routes(openapi_document(API_ROUTES))
     routes += _ui_routes(deps)
     return Starlette(routes=routes)
+
+
+class _Static:
+    """A fixed answer (the OpenAPI document and its page are built once, at app creation)."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+    async def endpoint(self, request: Request) -> Response:
+        return self.response
+
+
+def _docs_routes(document: dict[str, Any]) -> list[BaseRoute]:
+    as_json = JSONResponse(document)
+    page = HTMLResponse(docs_html(document))
+    return [
+        Route("/openapi.json", _Static(as_json).endpoint, methods=["GET"], name="openapi"),
+        Route("/docs", _Static(page).endpoint, methods=["GET"], name="docs"),
+    ]
 
 
 async def _gallery(request: Request) -> Response:

@@ -6,15 +6,15 @@ authenticates, applies the rate limit, calls it, turns errors into the one error
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import genstore
 from genstore.exceptions import InvalidInput, PayloadTooLarge
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,12 +23,22 @@ from ._auth import JWTAuthenticator
 from ._errors import error_response, response_for
 from ._ratelimit import RateLimiter
 
-__all__ = ["Guard", "Handler", "RequestContext", "ServiceDeps", "StoreAccess", "read_json"]
+__all__ = [
+    "Guard",
+    "Handler",
+    "RequestContext",
+    "ServiceDeps",
+    "StoreAccess",
+    "query",
+    "read_body",
+    "validate",
+]
 
 logger = logging.getLogger("genstore_asgi.service")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 # Room for the prompt and metadata around the base64 image in a create body.
 _BODY_SLACK = 256 * 1024
@@ -81,8 +91,8 @@ class RequestContext:
 Handler = Callable[[Request, RequestContext], Awaitable[Response]]
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object; ``PayloadTooLarge`` past ``limit`` bytes (read no further)."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body; ``PayloadTooLarge`` past ``limit`` bytes (read no further)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
@@ -91,13 +101,29 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
+    return bytes(body)
+
+
+def validate(model: type[M], data: bytes | Mapping[str, Any]) -> M:
+    """``data`` (JSON bytes or a mapping) as ``model``; ``InvalidInput`` naming the bad fields.
+
+    The message never repeats the input (it may hold a secret or megabytes of base64).
+    """
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("body must be a JSON object")
-    return data
+        if isinstance(data, bytes):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            (".".join(str(p) for p in e["loc"]) + ": " if e["loc"] else "") + e["msg"]
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise InvalidInput("; ".join(problems[:5])) from None
+
+
+def query(request: Request, model: type[M]) -> M:
+    """The query string as ``model``; empty values count as absent."""
+    return validate(model, {k: v for k, v in request.query_params.items() if v != ""})
 
 
 class Guard:

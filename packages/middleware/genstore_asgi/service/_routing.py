@@ -1,11 +1,12 @@
-"""The route table: each API route declared once, as data, so the app and its documentation
-are built from the same definitions."""
+"""The route table: each API route declared once, as data (path, handler, models), so the app
+and its OpenAPI document are built from the same definitions."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -19,7 +20,13 @@ PublicHandler = Callable[[Request, ServiceDeps], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class ApiRoute:
-    """One operation of the API: where it lives, what runs it, and whether it needs a token."""
+    """One operation of the API: where it lives, what runs it, what it takes and answers.
+
+    ``handler`` routes need a bearer token and are rate-limited; ``public`` ones are not.
+    ``errors`` are the statuses it may answer with the error body, besides auth and limits.
+    ``also`` are other statuses answered with ``response`` (health's 503).
+    ``media_type`` is set for a route answering raw bytes instead of ``response``.
+    """
 
     method: str
     path: str
@@ -28,6 +35,17 @@ class ApiRoute:
     handler: Handler | None = None
     public: PublicHandler | None = None
     tag: str = "images"
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    also: tuple[int, ...] = ()
+    media_type: str | None = None
+
+    @property
+    def guarded(self) -> bool:
+        return self.handler is not None
 
 
 class _Public:

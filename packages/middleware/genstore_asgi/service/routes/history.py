@@ -5,26 +5,29 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .._deps import RequestContext
+from .._deps import RequestContext, query
+from .._models import HistoryPage, HistoryQuery, dump
 from .._routing import ApiRoute
-from ._params import int_param
 
 __all__ = ["ROUTES"]
 
 
 async def history(request: Request, ctx: RequestContext) -> Response:
+    q = query(request, HistoryQuery)
     page = await ctx.run(
         ctx.store.history,
         user_id=ctx.user_id,
-        operation_type=request.query_params.get("type") or None,
-        status=request.query_params.get("status") or None,
-        limit=int_param(request, "limit", 50),
-        cursor=request.query_params.get("cursor") or None,
+        operation_type=q.type,
+        status=q.status.value if q.status else None,
+        limit=q.limit,
+        cursor=q.cursor,
     )
-    data = [r.model_dump(mode="json") for r in page.items]
-    return JSONResponse({"success": True, "data": data, "next_cursor": page.next_cursor})
+    return JSONResponse(dump(HistoryPage(data=page.items, next_cursor=page.next_cursor)))
 
 
 ROUTES: tuple[ApiRoute, ...] = (
-    ApiRoute("GET", "/api/history", "history", "The caller's operations", history, tag="history"),
-)
+    ApiRoute(
+        "GET", "/api/history", "history", "The caller's operations, newest first", history,
+        tag="history", query=HistoryQuery, response=HistoryPage, errors=(400, 503),
+    ),
+)  # fmt: skip

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import genstore
-from genstore.exceptions import InvalidInput
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .._deps import RequestContext, read_json
+from .._deps import RequestContext, query, read_body, validate
+from .._models import (
+    CreateImage,
+    Deleted,
+    ImageOut,
+    ImagePage,
+    ImageQuery,
+    OneImage,
+    Pagination,
+    StatusChange,
+    dump,
+)
 from .._routing import ApiRoute
-from ._params import int_param
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "image_out"]
 
 
-def public(record: genstore.ImageRecord, request: Request) -> dict[str, Any]:
+def image_out(record: genstore.ImageRecord, request: Request) -> ImageOut:
     """The record as the API shows it: no storage key, and an ``image_url`` a browser can open."""
-    data = record.model_dump(mode="json", exclude={"key", "schema_version"})
+    data = record.model_dump(exclude={"key", "schema_version"})
     url = data.get("image_url")
     if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
         # Local files have no URL a browser can use: serve them through the API. The path is
@@ -26,41 +33,37 @@ def public(record: genstore.ImageRecord, request: Request) -> dict[str, Any]:
         # the Host header would let a request choose where its links point.
         root = request.scope.get("root_path", "")
         data["image_url"] = f"{root}/api/images/{record.image_id}/file"
-    return data
+    return ImageOut.model_validate(data)
 
 
 async def create_image(request: Request, ctx: RequestContext) -> Response:
-    body = await read_json(request, ctx.deps.stores.max_body())
-    if "imageData" not in body:
-        raise InvalidInput("imageData is required")
-    if "prompt" not in body:
-        raise InvalidInput("prompt is required")
+    body = validate(CreateImage, await read_body(request, ctx.deps.stores.max_body()))
     record = await ctx.run(
         ctx.store.images.create,
         user_id=ctx.user_id,
-        prompt=body["prompt"],
-        image_data=body["imageData"],
-        metadata=body.get("metadata"),
+        prompt=body.prompt,
+        image_data=body.imageData,
+        metadata=body.metadata,
     )
-    return JSONResponse({"success": True, "data": public(record, request)}, status_code=201)
+    return JSONResponse(dump(OneImage(data=image_out(record, request))), status_code=201)
 
 
 async def list_images(request: Request, ctx: RequestContext) -> Response:
-    page_no, limit = int_param(request, "page", 1), int_param(request, "limit", 10)
-    status = request.query_params.get("status") or None
+    q = query(request, ImageQuery)
+    status = q.status.value if q.status else None
     page = await ctx.run(
-        ctx.store.images.list, user_id=ctx.user_id, page=page_no, limit=limit, status=status
+        ctx.store.images.list, user_id=ctx.user_id, page=q.page, limit=q.limit, status=status
     )
     total = page.total or 0
-    pagination = {"page": page_no, "limit": limit, "total": total, "pages": -(-total // limit)}
-    items = [public(r, request) for r in page.items]
-    return JSONResponse({"success": True, "data": items, "pagination": pagination})
+    pagination = Pagination(page=q.page, limit=q.limit, total=total, pages=-(-total // q.limit))
+    items = [image_out(r, request) for r in page.items]
+    return JSONResponse(dump(ImagePage(data=items, pagination=pagination)))
 
 
 async def get_image(request: Request, ctx: RequestContext) -> Response:
     image_id = request.path_params["image_id"]
     record = await ctx.run(ctx.store.images.get, user_id=ctx.user_id, image_id=image_id)
-    return JSONResponse({"success": True, "data": public(record, request)})
+    return JSONResponse(dump(OneImage(data=image_out(record, request))))
 
 
 async def image_file(request: Request, ctx: RequestContext) -> Response:
@@ -74,33 +77,44 @@ async def image_file(request: Request, ctx: RequestContext) -> Response:
 async def delete_image(request: Request, ctx: RequestContext) -> Response:
     image_id = request.path_params["image_id"]
     await ctx.run(ctx.store.images.delete, user_id=ctx.user_id, image_id=image_id)
-    return JSONResponse({"success": True, "message": "image deleted"})
+    return JSONResponse(dump(Deleted(message="image deleted")))
 
 
 async def update_status(request: Request, ctx: RequestContext) -> Response:
-    body = await read_json(request, ctx.deps.stores.max_body())
-    if "status" not in body:
-        raise InvalidInput("status is required")
+    body = validate(StatusChange, await read_body(request, ctx.deps.stores.max_body()))
     record = await ctx.run(
         ctx.store.images.update_status,
         user_id=ctx.user_id,
         image_id=request.path_params["image_id"],
-        status=body["status"],
+        status=body.status.value,
     )
-    return JSONResponse({"success": True, "data": public(record, request)})
+    return JSONResponse(dump(OneImage(data=image_out(record, request))))
 
 
+_ONE = "/api/images/{image_id}"
 ROUTES: tuple[ApiRoute, ...] = (
-    ApiRoute("POST", "/api/images", "create_image", "Store a generated image", create_image),
-    ApiRoute("GET", "/api/images", "list_images", "The caller's images, newest first", list_images),
-    ApiRoute("GET", "/api/images/{image_id}", "get_image", "One image's record", get_image),
-    ApiRoute("DELETE", "/api/images/{image_id}", "delete_image", "Delete an image", delete_image),
     ApiRoute(
-        "PATCH",
-        "/api/images/{image_id}/status",
-        "update_status",
-        "Change the status",
-        update_status,
+        "POST", "/api/images", "create_image", "Store a generated image", create_image,
+        body=CreateImage, response=OneImage, status=201, errors=(400, 413, 503),
     ),
-    ApiRoute("GET", "/api/images/{image_id}/file", "image_file", "The image's PNG", image_file),
-)
+    ApiRoute(
+        "GET", "/api/images", "list_images", "The caller's images, newest first", list_images,
+        query=ImageQuery, response=ImagePage, errors=(400, 503),
+    ),
+    ApiRoute(
+        "GET", _ONE, "get_image", "One image", get_image,
+        response=OneImage, errors=(400, 404, 503),
+    ),
+    ApiRoute(
+        "DELETE", _ONE, "delete_image", "Delete an image and its file", delete_image,
+        response=Deleted, errors=(400, 404, 503),
+    ),
+    ApiRoute(
+        "PATCH", f"{_ONE}/status", "update_status", "Change an image's status", update_status,
+        body=StatusChange, response=OneImage, errors=(400, 404, 413, 503),
+    ),
+    ApiRoute(
+        "GET", f"{_ONE}/file", "image_file", "The image's PNG", image_file,
+        media_type="image/png", errors=(400, 404, 503),
+    ),
+)  # fmt: skip
