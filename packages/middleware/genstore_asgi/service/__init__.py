@@ -10,15 +10,21 @@ from the environment); mount it in an existing app with ``app.mount("/images", c
 from __future__ import annotations
 
 from ._app import create_app
-from ._auth import AuthFailed, JWTAuthenticator
+from ._auth import Authenticator, AuthFailed, JWTAuthenticator, TokenPolicy, Verifier
+from ._keys import FixedKey, JwksKeys
 from ._ratelimit import RateLimiter
 from ._server import ServeOptions, app_from_env, dev_token, serve
 
 __all__ = [
     "AuthFailed",
+    "Authenticator",
+    "FixedKey",
     "JWTAuthenticator",
+    "JwksKeys",
     "RateLimiter",
     "ServeOptions",
+    "TokenPolicy",
+    "Verifier",
     "app_from_env",
     "create_app",
     "dev_token",

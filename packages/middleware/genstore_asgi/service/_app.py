@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from ._auth import JWTAuthenticator
+from ._auth import Authenticator
 from ._deps import ServiceDeps, StoreAccess
 from ._docs import docs_html
 from ._gallery import GALLERY_HTML
@@ -37,18 +37,18 @@ __all__ = ["create_app"]
 def create_app(
     store: genstore.Store | None = None,
     *,
-    auth: JWTAuthenticator | None = None,
+    auth: Authenticator | None = None,
     rate_limit: int = 100,
     rate_window: float = 60.0,
 ) -> Starlette:
     """The images service over ``store`` (default: ``genstore.default_store()``).
 
-    ``auth`` defaults to ``JWTAuthenticator.from_env()``. The store is the caller's: the app
+    ``auth`` defaults to ``Authenticator.from_env()`` (see ``genstore serve --help``). The store is the caller's: the app
     never closes it.
     """
     deps = ServiceDeps(
         stores=StoreAccess(store),
-        auth=auth or JWTAuthenticator.from_env(),
+        auth=auth or Authenticator.from_env(),
         limiter=RateLimiter(rate_limit, rate_window),
     )
     routes = build_routes(API_ROUTES, deps)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._auth import JWTAuthenticator
+from ._auth import Authenticator
 from ._errors import error_response, response_for
 from ._ratelimit import RateLimiter
 
@@ -68,7 +68,7 @@ class ServiceDeps:
     """Everything the routes share: store access, the authenticator, the rate limiter."""
 
     stores: StoreAccess
-    auth: JWTAuthenticator
+    auth: Authenticator
     limiter: RateLimiter
 
 
@@ -138,7 +138,7 @@ class Guard:
         started = time.perf_counter()
         user_id = "-"
         try:
-            user_id = self.deps.auth.user_id(request.headers.get("authorization"))
+            user_id = await self.deps.auth.user_id(request.headers.get("authorization"))
             wait = self.deps.limiter.check(user_id)
             if wait:
                 retry = {"Retry-After": self.deps.limiter.retry_after(wait)}

@@ -19,6 +19,7 @@ from genstore.exceptions import (
 from starlette.responses import JSONResponse
 
 from ._auth import AuthFailed
+from ._keys import KeysUnavailable
 
 __all__ = ["ERROR_TABLE", "ErrorRule", "error_response", "response_for"]
 
@@ -36,13 +37,16 @@ class ErrorRule:
     log: bool = False
 
 
+_RETRY = (("Retry-After", "5"),)
+
 # First match wins, so subclasses come before their bases (PayloadTooLarge is an InvalidInput).
 ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(AuthFailed, 401, headers=(("WWW-Authenticate", "Bearer"),)),
     ErrorRule(PayloadTooLarge, 413),
     ErrorRule(InvalidInput, 400),
     ErrorRule(NotFound, 404, "not found"),
-    ErrorRule(BackendUnavailable, 503, "storage unavailable, try again later", log=True),
+    ErrorRule(KeysUnavailable, 503, "token verification keys unavailable, try again later", _RETRY),
+    ErrorRule(BackendUnavailable, 503, "storage unavailable, try again later", _RETRY, log=True),
 )
 
 

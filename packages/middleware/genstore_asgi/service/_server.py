@@ -21,13 +21,12 @@ from genstore.exceptions import ConfigurationError
 from starlette.applications import Starlette
 
 from ._app import create_app
-from ._auth import JWTAuthenticator
+from ._auth import Authenticator
+from ._clerk import DEV_SECRET_ENV
 
 __all__ = ["JSONFormatter", "ServeOptions", "app_from_env", "dev_token", "serve"]
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
-# The secret a --dev run signs its tokens with; set by serve() for its workers, never by users.
-DEV_SECRET_ENV = "GENSTORE_DEV_SECRET"  # noqa: S105 - a variable's name, not a secret
 DEV_USER = "user_dev"
 _DEV_TOKEN_TTL = 24 * 3600
 
@@ -83,7 +82,7 @@ async def _closing(store: genstore.Store) -> AsyncIterator[None]:
 def app_from_env() -> Starlette:
     """The service as configured by the environment; closes its store at shutdown (uvicorn factory)."""
     store = genstore.open_store()
-    app = create_app(store, auth=JWTAuthenticator.from_env())
+    app = create_app(store, auth=Authenticator.from_env())
     app.router.lifespan_context = lambda _app: _closing(store)
     return app
 
@@ -99,7 +98,7 @@ def _is_loopback(host: str) -> bool:
 
 def _prepare_dev(options: ServeOptions) -> str | None:
     """Set up development auth when asked (or when none is configured); the token, or None."""
-    if not options.dev and JWTAuthenticator.configured():
+    if not options.dev and Authenticator.configured():
         return None
     if not options.dev and not _is_loopback(options.host):
         raise ConfigurationError(
