@@ -7,77 +7,130 @@
     GET    /api/history?type&status&limit&cursor   GET /api/health   GET /gallery
     GET    /openapi.json (OpenAPI 3.1, from the route table)   GET /docs (that document as a page)
 
-Every /api route but health needs ``Authorization: Bearer <jwt>`` and is limited per user.
-The routes live in ``routes/`` (one module per area); this module only assembles them.
+Every /api route but health needs ``Authorization: Bearer <jwt>`` and is limited per user; the
+others are limited per client address. The routes live in ``routes/`` (one module per area);
+this module only assembles them.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import genstore
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ._auth import Authenticator
 from ._deps import ServiceDeps, StoreAccess
 from ._docs import docs_html
 from ._gallery import GALLERY_HTML
+from ._guard import Public
 from ._openapi import openapi_document
 from ._ratelimit import RateLimiter
 from ._routing import build_routes
+from ._uploads import UploadBudget
 from .routes import API_ROUTES
 
-__all__ = ["create_app"]
+__all__ = ["DEFAULT_MAX_INFLIGHT_BYTES", "create_app"]
+
+DEFAULT_MAX_INFLIGHT_BYTES = 48 * 1024 * 1024
 
 
 def create_app(
     store: genstore.Store | None = None,
     *,
     auth: Authenticator | None = None,
-    rate_limit: int = 100,
+    rate_limit: int | str = "100/minute",
     rate_window: float = 60.0,
+    anonymous_rate_limit: int | str = "120/minute",
+    rate_limit_storage: str = "memory://",
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    base_url: str | None = None,
+    trusted_hosts: Sequence[str] = (),
+    close_store: bool = False,
 ) -> Starlette:
     """The images service over ``store`` (default: ``genstore.default_store()``).
 
-    ``auth`` defaults to ``Authenticator.from_env()`` (see ``genstore serve --help``). The store is the caller's: the app
-    never closes it.
+    ``auth`` defaults to ``Authenticator.from_env()`` (see ``genstore serve --help``).
+    ``rate_limit`` is per user (``"100/minute"``, or an int per ``rate_window`` seconds);
+    ``anonymous_rate_limit`` per client address for requests without a valid token;
+    ``rate_limit_storage`` ``memory://`` or ``redis://...`` (shared by every instance).
+    ``max_inflight_bytes`` bounds request bodies being read and handled (503 beyond it).
+    Links are paths unless ``base_url`` is given; ``trusted_hosts`` refuses other Host headers.
+    The store is the caller's: the app closes it at shutdown only with ``close_store``.
+    Mounted in another app, this app's lifespan does not run: close the limiter's connections
+    with ``await app.state.limiter.aclose()`` in yours when it uses Redis.
     """
     deps = ServiceDeps(
         stores=StoreAccess(store),
         auth=auth or Authenticator.from_env(),
-        limiter=RateLimiter(rate_limit, rate_window),
+        limiter=RateLimiter(
+            rate_limit, rate_window, per_address=anonymous_rate_limit, storage=rate_limit_storage
+        ),
+        uploads=UploadBudget(max_inflight_bytes),
+        base_url=base_url.rstrip("/") if base_url else None,
     )
     routes = build_routes(API_ROUTES, deps)
-    routes += _docs_routes(openapi_document(API_ROUTES))
+    routes += _page_routes(deps)
     routes += _ui_routes(deps)
-    return Starlette(routes=routes)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(trusted_hosts))]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware if trusted_hosts else None,
+        lifespan=_Lifespan(deps, close_store=close_store),
+    )
+    app.state.limiter = deps.limiter
+    return app
 
 
-class _Static:
-    """A fixed answer (the OpenAPI document and its page are built once, at app creation)."""
+class _Lifespan:
+    """At shutdown: close the limiter's connections, and the store when the app owns it."""
 
-    def __init__(self, response: Response) -> None:
-        self.response = response
+    def __init__(self, deps: ServiceDeps, *, close_store: bool) -> None:
+        self.deps = deps
+        self.close_store = close_store
 
-    async def endpoint(self, request: Request) -> Response:
-        return self.response
+    @asynccontextmanager
+    async def __call__(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.deps.limiter.aclose()
+            if self.close_store:
+                self.deps.stores.get().close()
 
 
-def _docs_routes(document: dict[str, Any]) -> list[BaseRoute]:
-    as_json = JSONResponse(document)
-    page = HTMLResponse(docs_html(document))
+class _Page:
+    """A fixed body built once (the OpenAPI document, its page, the gallery); a fresh response
+    per request, since the guard adds per-request headers."""
+
+    def __init__(self, body: str, media_type: str) -> None:
+        self.body = body.encode()
+        self.media_type = media_type
+
+    async def __call__(self, request: Request, deps: ServiceDeps) -> Response:
+        return Response(self.body, media_type=self.media_type)
+
+
+def _page_routes(deps: ServiceDeps) -> list[BaseRoute]:
+
+    document = openapi_document(API_ROUTES)
+    pages = {
+        "/openapi.json": ("openapi", _Page(json.dumps(document), "application/json")),
+        "/docs": ("docs", _Page(docs_html(document), "text/html; charset=utf-8")),
+        "/gallery": ("gallery", _Page(GALLERY_HTML, "text/html; charset=utf-8")),
+    }
     return [
-        Route("/openapi.json", _Static(as_json).endpoint, methods=["GET"], name="openapi"),
-        Route("/docs", _Static(page).endpoint, methods=["GET"], name="docs"),
+        Route(path, Public(deps, page).endpoint, methods=["GET"], name=name)
+        for path, (name, page) in pages.items()
     ]
-
-
-async def _gallery(request: Request) -> Response:
-    return HTMLResponse(GALLERY_HTML)
 
 
 def _ui_routes(deps: ServiceDeps) -> list[BaseRoute]:
@@ -86,9 +139,8 @@ def _ui_routes(deps: ServiceDeps) -> list[BaseRoute]:
     The ``ui`` package provides ``create_ui(deps: ServiceDeps) -> ASGIApp``; until it lands, the
     static ``/gallery`` page is all there is.
     """
-    routes: list[BaseRoute] = [Route("/gallery", _gallery, methods=["GET"], name="gallery")]
-    if importlib.util.find_spec(f"{__package__}.ui") is not None:
-        from . import ui  # type: ignore[attr-defined,unused-ignore]
+    if importlib.util.find_spec(f"{__package__}.ui") is None:
+        return []
+    from . import ui  # type: ignore[attr-defined,unused-ignore]
 
-        routes.append(Mount("/ui", app=ui.create_ui(deps), name="ui"))
-    return routes
+    return [Mount("/ui", app=ui.create_ui(deps), name="ui")]

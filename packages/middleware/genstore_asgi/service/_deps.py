@@ -1,40 +1,26 @@
-"""What a route needs, as small objects: the store, the caller, the body reader, the guard.
+"""What a route needs, as small objects: the store, the limits, the caller, input validation.
 
-A guarded route is ``async def handler(request, ctx: RequestContext) -> Response``; the ``Guard``
-authenticates, applies the rate limit, calls it, turns errors into the one error shape and logs.
+A guarded route is ``async def handler(request, ctx: RequestContext) -> Response`` (see
+``_guard``); public routes get the ``ServiceDeps`` themselves.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import genstore
-from genstore.exceptions import InvalidInput, PayloadTooLarge
+from genstore.exceptions import InvalidInput
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
 
 from ._auth import Authenticator
-from ._errors import error_response, response_for
 from ._ratelimit import RateLimiter
+from ._uploads import UploadBudget, UploadReservation
 
-__all__ = [
-    "Guard",
-    "Handler",
-    "RequestContext",
-    "ServiceDeps",
-    "StoreAccess",
-    "query",
-    "read_body",
-    "validate",
-]
-
-logger = logging.getLogger("genstore_asgi.service")
+__all__ = ["RequestContext", "ServiceDeps", "StoreAccess", "query", "validate"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -65,52 +51,47 @@ class StoreAccess:
 
 @dataclass(frozen=True)
 class ServiceDeps:
-    """Everything the routes share: store access, the authenticator, the rate limiter."""
+    """Everything the routes share: store access, auth, rate limits, the upload budget."""
 
     stores: StoreAccess
     auth: Authenticator
     limiter: RateLimiter
+    uploads: UploadBudget
+    base_url: str | None = None
+    """Absolute links start with this when set; otherwise links are paths (never from Host)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestContext:
-    """One authenticated request: who calls, and the store to act on for them."""
+    """One authenticated request: who calls, the store to act on, its share of the upload budget."""
 
     user_id: str
     deps: ServiceDeps
+    reservation: UploadReservation = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reservation = UploadReservation(self.deps.uploads)
 
     @property
     def store(self) -> genstore.Store:
         return self.deps.stores.get()
+
+    async def body(self, request: Request) -> bytearray:
+        """The request body, within the body limit and the upload budget (held until release)."""
+        return await self.reservation.read(request, self.deps.stores.max_body())
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` in the thread pool: store calls block and must not stall the loop."""
         return await run_in_threadpool(fn, *args, **kwargs)
 
 
-Handler = Callable[[Request, RequestContext], Awaitable[Response]]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body; ``PayloadTooLarge`` past ``limit`` bytes (read no further)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
-    return bytes(body)
-
-
-def validate(model: type[M], data: bytes | Mapping[str, Any]) -> M:
+def validate(model: type[M], data: bytes | bytearray | Mapping[str, Any]) -> M:
     """``data`` (JSON bytes or a mapping) as ``model``; ``InvalidInput`` naming the bad fields.
 
     The message never repeats the input (it may hold a secret or megabytes of base64).
     """
     try:
-        if isinstance(data, bytes):
+        if isinstance(data, bytes | bytearray):
             return model.model_validate_json(data)
         return model.model_validate(data)
     except ValidationError as exc:
@@ -124,41 +105,3 @@ def validate(model: type[M], data: bytes | Mapping[str, Any]) -> M:
 def query(request: Request, model: type[M]) -> M:
     """The query string as ``model``; empty values count as absent."""
     return validate(model, {k: v for k, v in request.query_params.items() if v != ""})
-
-
-class Guard:
-    """A route's endpoint: authenticate, rate-limit, run the handler, answer errors, log."""
-
-    def __init__(self, deps: ServiceDeps, handler: Handler) -> None:
-        self.deps = deps
-        self.handler = handler
-
-    async def endpoint(self, request: Request) -> Response:
-        """The Starlette endpoint (a bound method, so Starlette treats it as request/response)."""
-        started = time.perf_counter()
-        user_id = "-"
-        try:
-            user_id = await self.deps.auth.user_id(request.headers.get("authorization"))
-            wait = self.deps.limiter.check(user_id)
-            if wait:
-                retry = {"Retry-After": self.deps.limiter.retry_after(wait)}
-                response: Response = error_response(429, "rate limit exceeded", retry)
-            else:
-                response = await self.handler(request, RequestContext(user_id, self.deps))
-        except Exception as exc:
-            response = response_for(exc)
-        _log(request, response, user_id, started)
-        return response
-
-
-def _log(request: Request, response: Response, user_id: str, started: float) -> None:
-    logger.info(
-        "request",
-        extra={
-            "method": request.method,
-            "path": request.url.path,
-            "status": response.status_code,
-            "user_id": user_id,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )

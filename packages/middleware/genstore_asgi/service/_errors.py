@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 
 from ._auth import AuthFailed
 from ._keys import KeysUnavailable
+from ._uploads import Busy
 
 __all__ = ["ERROR_TABLE", "ErrorRule", "error_response", "response_for"]
 
@@ -45,6 +46,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(PayloadTooLarge, 413),
     ErrorRule(InvalidInput, 400),
     ErrorRule(NotFound, 404, "not found"),
+    ErrorRule(Busy, 503, "too many uploads in flight, retry shortly", (("Retry-After", "1"),)),
     ErrorRule(KeysUnavailable, 503, "token verification keys unavailable, try again later", _RETRY),
     ErrorRule(BackendUnavailable, 503, "storage unavailable, try again later", _RETRY, log=True),
 )

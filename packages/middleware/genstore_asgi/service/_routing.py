@@ -3,19 +3,16 @@ and its OpenAPI document are built from the same definitions."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ._deps import Guard, Handler, ServiceDeps
+from ._deps import ServiceDeps
+from ._guard import Guard, Handler, Public, PublicHandler
 
-__all__ = ["ApiRoute", "PublicHandler", "build_routes"]
-
-PublicHandler = Callable[[Request, ServiceDeps], Awaitable[Response]]
+__all__ = ["ApiRoute", "build_routes"]
 
 
 @dataclass(frozen=True)
@@ -48,17 +45,6 @@ class ApiRoute:
         return self.handler is not None
 
 
-class _Public:
-    """An endpoint that needs no token (health): the handler gets the shared dependencies."""
-
-    def __init__(self, deps: ServiceDeps, handler: PublicHandler) -> None:
-        self.deps = deps
-        self.handler = handler
-
-    async def endpoint(self, request: Request) -> Response:
-        return await self.handler(request, self.deps)
-
-
 def build_routes(table: Sequence[ApiRoute], deps: ServiceDeps) -> list[BaseRoute]:
     """Starlette routes for ``table``: guarded handlers behind auth and limits, public ones bare."""
     routes: list[BaseRoute] = []
@@ -66,7 +52,7 @@ def build_routes(table: Sequence[ApiRoute], deps: ServiceDeps) -> list[BaseRoute
         if spec.handler is not None:
             endpoint = Guard(deps, spec.handler).endpoint
         elif spec.public is not None:
-            endpoint = _Public(deps, spec.public).endpoint
+            endpoint = Public(deps, spec.public).endpoint
         else:
             raise ValueError(f"route {spec.name} has no handler")
         routes.append(Route(spec.path, endpoint, methods=[spec.method], name=spec.name))

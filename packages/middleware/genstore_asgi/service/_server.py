@@ -10,19 +10,20 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import genstore
 import jwt
 from genstore.exceptions import ConfigurationError
 from starlette.applications import Starlette
 
-from ._app import create_app
+from ._app import DEFAULT_MAX_INFLIGHT_BYTES, create_app
 from ._auth import Authenticator
 from ._clerk import DEV_SECRET_ENV
+from ._ratelimit import limit_item
 
 __all__ = ["JSONFormatter", "ServeOptions", "app_from_env", "dev_token", "serve"]
 
@@ -73,18 +74,39 @@ def dev_token(secret: str, user_id: str = DEV_USER, ttl: int = _DEV_TOKEN_TTL) -
     return jwt.encode({"sub": user_id, "iat": now, "exp": now + ttl}, secret, algorithm="HS256")
 
 
-@asynccontextmanager
-async def _closing(store: genstore.Store) -> AsyncIterator[None]:
-    yield
-    store.close()
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number of bytes, not {raw!r}")
+    return int(raw)
 
 
-def app_from_env() -> Starlette:
-    """The service as configured by the environment; closes its store at shutdown (uvicorn factory)."""
-    store = genstore.open_store()
-    app = create_app(store, auth=Authenticator.from_env())
-    app.router.lifespan_context = lambda _app: _closing(store)
-    return app
+def _app_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """``create_app``'s options from ``env``, checked (a bad value raises ConfigurationError)."""
+    hosts = [h.strip() for h in env.get("GENSTORE_TRUSTED_HOSTS", "").split(",") if h.strip()]
+    options: dict[str, Any] = {
+        "rate_limit": env.get("GENSTORE_RATE_LIMIT") or "100/minute",
+        "anonymous_rate_limit": env.get("GENSTORE_RATE_LIMIT_ANONYMOUS") or "120/minute",
+        "rate_limit_storage": env.get("GENSTORE_RATE_LIMIT_STORAGE") or "memory://",
+        "max_inflight_bytes": _int_env(
+            env, "GENSTORE_MAX_INFLIGHT_BYTES", DEFAULT_MAX_INFLIGHT_BYTES
+        ),
+        "base_url": env.get("GENSTORE_BASE_URL") or None,
+        "trusted_hosts": hosts,
+    }
+    limit_item(options["rate_limit"])
+    limit_item(options["anonymous_rate_limit"])
+    return options
+
+
+def app_from_env(env: Mapping[str, str] = os.environ) -> Starlette:
+    """The service as the environment configures it (``genstore serve --help`` lists the
+    variables), over the store it names, closed at shutdown (uvicorn's app factory)."""
+    options = _app_options(env)
+    auth = Authenticator.from_env(env)
+    return create_app(genstore.open_store(), auth=auth, close_store=True, **options)
 
 
 def _is_loopback(host: str) -> bool:
@@ -136,7 +158,10 @@ def serve(options: ServeOptions) -> int:
     if options.catalog is not None:
         os.environ["GENSTORE_CATALOG"] = options.catalog
     token = _prepare_dev(options)
-    # Open once here so a misconfigured store fails now, with exit 3, not in every worker.
+    # Build once here so a misconfigured store or setting fails now, with exit 3, not in
+    # every worker.
+    _app_options(os.environ)
+    Authenticator.from_env(os.environ)
     genstore.open_store().close()
     _configure_logging()
     if token is not None:

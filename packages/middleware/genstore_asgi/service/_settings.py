@@ -37,6 +37,20 @@ ENVIRONMENT: tuple[Setting, ...] = (
     Setting("GENSTORE_JWKS_URL", "-", "JWKS URL of any issuer verifying RS256/ES256 tokens"),
     Setting("GENSTORE_JWT_ISSUER", "-", "required iss claim"),
     Setting("GENSTORE_JWT_AUDIENCE", "-", "required aud claim"),
+    Setting("GENSTORE_RATE_LIMIT", "100/minute", "requests per user (limits' notation)"),
+    Setting(
+        "GENSTORE_RATE_LIMIT_ANONYMOUS", "120/minute", "requests per client address without token"
+    ),
+    Setting(
+        "GENSTORE_RATE_LIMIT_STORAGE",
+        "memory://",
+        "redis://host:port/db to share the limits between instances",
+    ),
+    Setting(
+        "GENSTORE_MAX_INFLIGHT_BYTES", "50331648", "request bytes in flight before 503 Retry-After"
+    ),
+    Setting("GENSTORE_BASE_URL", "-", "absolute links start here (else links are paths)"),
+    Setting("GENSTORE_TRUSTED_HOSTS", "-", "comma-separated Host headers accepted (else any)"),
 )
 
 
