@@ -290,11 +290,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         when, operation_id = raw.split("|", 1)
         created = datetime.fromisoformat(when)
         check_id(operation_id, "cursor")
-    except (ValueError, UnicodeDecodeError) as exc:
+        if created.tzinfo is None:
+            raise ValueError("naive time")
+        # A time near datetime's bounds in a far-off zone overflows when moved to UTC.
+        return created.astimezone(UTC), operation_id
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise InvalidInput("cursor is not one this store handed out") from exc
-    if created.tzinfo is None:
-        raise InvalidInput("cursor is not one this store handed out")
-    return created.astimezone(UTC), operation_id
 
 
 def _artifact_key(ref: ArtifactRef | str) -> str:

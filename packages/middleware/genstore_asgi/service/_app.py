@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 
 import genstore
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from ._auth import Authenticator
 from ._deps import ServiceDeps, StoreAccess
 from ._docs import docs_html
+from ._errors import error_response, response_for
 from ._gallery import GALLERY_HTML
 from ._guard import Public
 from ._openapi import openapi_document
@@ -85,9 +87,21 @@ def create_app(
         routes=routes,
         middleware=middleware if trusted_hosts else None,
         lifespan=_Lifespan(deps, close_store=close_store),
+        exception_handlers={HTTPException: _http_error, Exception: _crash},
     )
     app.state.limiter = deps.limiter
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The router's own answers (no such path, method not allowed) in the one error shape."""
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        return response_for(exc)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    return response_for(exc)
 
 
 class _Lifespan:

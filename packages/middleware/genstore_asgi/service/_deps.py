@@ -6,12 +6,13 @@ A guarded route is ``async def handler(request, ctx: RequestContext) -> Response
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import genstore
-from genstore.exceptions import InvalidInput
+from genstore.exceptions import GenstoreError, InvalidInput
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,11 +21,25 @@ from ._auth import Authenticator
 from ._ratelimit import RateLimiter
 from ._uploads import UploadBudget, UploadReservation
 
-__all__ = ["RequestContext", "ServiceDeps", "StoreAccess", "query", "validate"]
+__all__ = [
+    "RequestContext",
+    "ServiceDeps",
+    "StoreAccess",
+    "StoredDataUnreadable",
+    "query",
+    "validate",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+logger = logging.getLogger("genstore_asgi.service")
+
+
+class StoredDataUnreadable(GenstoreError):
+    """A record read from the store failed validation (HTTP 503; ``genstore verify`` finds it)."""
+
 
 # Room for the prompt and metadata around the base64 image in a create body.
 _BODY_SLACK = 256 * 1024
@@ -83,6 +98,16 @@ class RequestContext:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` in the thread pool: store calls block and must not stall the loop."""
         return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``run`` for a call that only reads: a record failing validation there was stored
+        corrupt (a catalog row edited by hand, a half-written migration), not sent by the
+        caller, and is answered as ``StoredDataUnreadable`` (503), not as a crash."""
+        try:
+            return await run_in_threadpool(fn, *args, **kwargs)
+        except ValidationError as exc:
+            logger.error("stored record failed validation: %s", exc)
+            raise StoredDataUnreadable("stored data is unreadable") from None
 
 
 def validate(model: type[M], data: bytes | bytearray | Mapping[str, Any]) -> M:

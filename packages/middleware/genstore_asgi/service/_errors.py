@@ -19,6 +19,7 @@ from genstore.exceptions import (
 from starlette.responses import JSONResponse
 
 from ._auth import AuthFailed
+from ._deps import StoredDataUnreadable
 from ._keys import KeysUnavailable
 from ._uploads import Busy
 
@@ -47,6 +48,9 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(InvalidInput, 400),
     ErrorRule(NotFound, 404, "not found"),
     ErrorRule(Busy, 503, "too many uploads in flight, retry shortly", (("Retry-After", "1"),)),
+    ErrorRule(
+        StoredDataUnreadable, 503, "stored data is unreadable: an operator must run genstore verify"
+    ),
     ErrorRule(KeysUnavailable, 503, "token verification keys unavailable, try again later", _RETRY),
     ErrorRule(BackendUnavailable, 503, "storage unavailable, try again later", _RETRY, log=True),
 )

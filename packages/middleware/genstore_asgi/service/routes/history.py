@@ -14,7 +14,7 @@ __all__ = ["ROUTES"]
 
 async def history(request: Request, ctx: RequestContext) -> Response:
     q = query(request, HistoryQuery)
-    page = await ctx.run(
+    page = await ctx.read(
         ctx.store.history,
         user_id=ctx.user_id,
         operation_type=q.type,

@@ -70,7 +70,7 @@ async def create_image(request: Request, ctx: RequestContext) -> Response:
 async def list_images(request: Request, ctx: RequestContext) -> Response:
     q = query(request, ImageQuery)
     status = q.status.value if q.status else None
-    page = await ctx.run(
+    page = await ctx.read(
         ctx.store.images.list, user_id=ctx.user_id, page=q.page, limit=q.limit, status=status
     )
     total = page.total or 0
@@ -81,13 +81,13 @@ async def list_images(request: Request, ctx: RequestContext) -> Response:
 
 async def get_image(request: Request, ctx: RequestContext) -> Response:
     image_id = request.path_params["image_id"]
-    record = await ctx.run(ctx.store.images.get, user_id=ctx.user_id, image_id=image_id)
+    record = await ctx.read(ctx.store.images.get, user_id=ctx.user_id, image_id=image_id)
     return JSONResponse(dump(OneImage(data=image_out(record, request, ctx.deps.base_url))))
 
 
 async def image_file(request: Request, ctx: RequestContext) -> Response:
     image_id = request.path_params["image_id"]
-    data = await ctx.run(ctx.store.images.read, user_id=ctx.user_id, image_id=image_id)
+    data = await ctx.read(ctx.store.images.read, user_id=ctx.user_id, image_id=image_id)
     return Response(
         data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
     )
@@ -95,13 +95,13 @@ async def image_file(request: Request, ctx: RequestContext) -> Response:
 
 async def delete_image(request: Request, ctx: RequestContext) -> Response:
     image_id = request.path_params["image_id"]
-    await ctx.run(ctx.store.images.delete, user_id=ctx.user_id, image_id=image_id)
+    await ctx.read(ctx.store.images.delete, user_id=ctx.user_id, image_id=image_id)
     return JSONResponse(dump(Deleted(message="image deleted")))
 
 
 async def update_status(request: Request, ctx: RequestContext) -> Response:
     body = validate(StatusChange, await ctx.body(request))
-    record = await ctx.run(
+    record = await ctx.read(
         ctx.store.images.update_status,
         user_id=ctx.user_id,
         image_id=request.path_params["image_id"],
