@@ -12,6 +12,7 @@ import genstore
 import genstore_asgi
 import httpx
 import jwt
+import psutil
 import pytest
 from genstore.cli import app as cli_app
 from genstore_asgi.service import JWTAuthenticator
@@ -119,3 +120,22 @@ def test_image_urls_never_come_from_the_host_header(tmp_path: Path) -> None:
             listed = http.get("/api/images", headers=headers).json()["data"]
         for url in (created["image_url"], listed[0]["image_url"]):
             assert "evil" not in url and url.startswith("/api/images/")
+
+
+@pytest.mark.slow
+def test_no_auth_on_loopback_is_dev_mode_and_every_worker_accepts_its_token(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    args = [PYTHON, "-c", _CLI, "serve", "--workers", "2", "--port", str(port)]
+    with subprocess_service(args, clean_env(GENSTORE_URL=str(tmp_path)), port) as proc:
+        token = _token_from(proc)
+        headers = {"Authorization": f"Bearer {token}"}
+        # New connections are spread over both workers by the kernel; all must know the secret.
+        codes = {
+            httpx.get(f"http://127.0.0.1:{port}/api/images", headers=headers).status_code
+            for _ in range(20)
+        }
+        assert codes == {200}
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len([w for w in workers if "python" in w.name().lower()]) >= 2

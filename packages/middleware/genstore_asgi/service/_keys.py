@@ -93,7 +93,8 @@ class JwksKeys:
     max_age: float = 3600.0
     timeout: float = 5.0
     clock: Callable[[], float] = time.monotonic
-    fetches: int = 0
+    fetches: int = field(default=0, init=False)
+    """How many fetches were started (for tests and metrics)."""
     _keys: dict[str, Any] = field(default_factory=dict, repr=False)
     _fetched_at: float | None = field(default=None, repr=False)
     _failed: bool = field(default=False, repr=False)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -133,10 +134,12 @@ def _prepare_dev(options: ServeOptions) -> str | None:
 
 def _announce(options: ServeOptions, token: str) -> None:
     base = f"http://{options.host}:{options.port}"
+    has_ui = importlib.util.find_spec(f"{__package__}.ui") is not None
+    page = f"{base}/ui/" if has_ui else f"{base}/gallery"
     print(
         "genstore serve: development mode, tokens are signed with a secret made for this run\n"
         f"  token:    {token}\n"
-        f"  UI:       {base}/gallery#token={token}\n"
+        f"  UI:       {page}#token={token}\n"
         f"  API docs: {base}/docs",
         file=sys.stderr,
         flush=True,
