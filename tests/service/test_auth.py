@@ -103,6 +103,7 @@ def test_the_publishable_key_names_the_issuer_every_token_must_carry(
         ({"nbf": int(time.time()) + 600}, "not yet valid"),
         ({"sub": None}, "sub"),
         ({"azp": "https://evil.test"}, "azp"),
+        ({"sts": "pending"}, "pending"),
     ],
 )
 def test_claims_are_checked(key: SigningKey, claims: dict[str, Any], expected: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,27 @@ def test_help_lists_every_setting_and_exits_0_without_any_secret() -> None:
         assert option in result.output
     for setting in ENVIRONMENT:
         assert setting.name in result.output
+
+
+def test_python_dash_m_help_exits_0_without_any_secret() -> None:
+    done = subprocess.run(
+        [PYTHON, "-m", "genstore_asgi.service", "--help"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(setting.name in done.stdout for setting in ENVIRONMENT)
+
+
+def test_help_without_the_server_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "genstore_asgi.service._settings", None)
+    result = CliRunner().invoke(cli_app, ["serve", "--help"], env={**clean_env(), "COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "pip install 'genstore[server]'" in result.output
 
 
 def test_help_of_the_root_lists_serve() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand
 
 from ..exceptions import MissingDependency
@@ -31,7 +32,8 @@ class _ServeCommand(TyperCommand):
     """Shows the service's environment variables in ``--help``, read from the service itself."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        self.epilog = _environment_help()
+        # Rich markup would eat "[server]" in the install hint.
+        self.epilog = escape(_environment_help())
         super().format_help(ctx, formatter)
 
 

@@ -43,6 +43,9 @@ class TokenPolicy:
     authorized_parties: tuple[str, ...] = ()
     """Clerk's ``azp`` check: when set, a token's ``azp`` (if any) must be one of these."""
     leeway: float = 5.0
+    clerk_active_sessions: bool = False
+    """Clerk: refuse tokens whose session status (``sts``) is ``pending``, as Clerk's SDKs do
+    by default (a user who still has a step to complete is not signed in)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Verifier:
         azp = claims.get("azp")
         if p.authorized_parties and azp is not None and azp not in p.authorized_parties:
             raise jwt.InvalidTokenError("azp is not an authorized party")
+        if p.clerk_active_sessions and claims.get("sts") == "pending":
+            raise jwt.InvalidTokenError("the session is pending")
         return claims
 
 

@@ -48,7 +48,7 @@ def _clerk(env: Mapping[str, str]) -> list[Verifier]:
         p.strip() for p in env.get("CLERK_AUTHORIZED_PARTIES", "").split(",") if p.strip()
     )
     issuer = f"https://{clerk_frontend_api(publishable)}" if publishable else None
-    policy = TokenPolicy(issuer=issuer, authorized_parties=parties)
+    policy = TokenPolicy(issuer=issuer, authorized_parties=parties, clerk_active_sessions=True)
     if jwt_key:
         return [Verifier(FixedKey(pem_key(jwt_key), ("RS256",)), policy)]
     if secret:
