@@ -4,7 +4,7 @@
     uv run python bench/run_all.py --only core     # one module (repeat or comma-separate NAMEs)
     uv run python bench/run_all.py --quick         # shrunk sizes; prints, writes only with --output
 
-NAME is the module name without ``bench_`` (``core``, ``asgi``, ``s3``, ``postgres_history``).
+NAME is the module name without ``bench_`` (``core``, ``asgi``, ``s3``, ``postgres_history``, ``service``).
 With ``--only``, the other modules' sections already in the output file are kept as they were.
 One benchmark failing (import error, exception) is reported in its section and the others still
 run; the exit status is 1 if any failed. Missed goals are reported, not failures.

@@ -13,6 +13,7 @@ def test_exported_names_are_pinned() -> None:
         "ResultExtractor",
         "Routes",
         "UserId",
+        "create_app",
         "default_result_extractor",
         "is_secret_name",
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +12,11 @@ import genstore
 import httpx
 import jwt
 import pytest
-import uvicorn
-from genstore_asgi.service import JWTAuthenticator, RateLimiter, create_app
+from genstore_asgi.service import JWTAuthenticator, create_app
 from helpers import free_port, png_bytes
 from starlette.applications import Starlette
+
+from . import service_harness
 
 SECRET = "test-secret-" + "x" * 32
 
@@ -38,20 +38,8 @@ def store(tmp_path: Path) -> Iterator[genstore.Store]:
 @contextmanager
 def serve(app: Starlette) -> Iterator[httpx.Client]:
     """The app in a real uvicorn on 127.0.0.1, and an httpx client for it."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with service_harness.serve(app, free_port()) as http:
+        yield http
 
 
 @pytest.fixture
@@ -182,15 +170,6 @@ def test_rate_limit_answers_429_with_retry_after(store: genstore.Store) -> None:
         limited = c.get("/api/images", headers=auth("user_r"))
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert c.get("/api/images", headers=auth("user_other")).status_code == 200
-
-
-def test_rate_limiter_window_slides() -> None:
-    now = [0.0]
-    limiter = RateLimiter(2, 60.0, clock=lambda: now[0])
-    assert [limiter.check("u") for _ in range(2)] == [0.0, 0.0]
-    assert limiter.check("u") == pytest.approx(60.0)
-    now[0] = 60.5
-    assert limiter.check("u") == 0.0
 
 
 def test_health_and_gallery(client: httpx.Client) -> None:

@@ -378,7 +378,7 @@ def test_an_async_authenticator_is_awaited(store: genstore.Store) -> None:
 
     async def authenticate(header: str) -> str:
         seen.append(header)
-        return verifier.user_id(header)
+        return await verifier.user_id(header)
 
     app = Starlette(routes=[ui_routes(lambda: store, authenticate)])
     with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:

@@ -84,11 +84,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when, operation_id = raw.split("|", 1)
         created = datetime.fromisoformat(when)
         check_id(operation_id, "cursor")
-    except (ValueError, UnicodeDecodeError) as exc:
+        if created.tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+        return created.astimezone(UTC), operation_id
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
+        # OverflowError: a forged time at the end of the calendar, moved into UTC.
         raise InvalidInput("cursor is not one this store handed out") from exc
-    if created.tzinfo is None:
-        raise InvalidInput("cursor is not one this store handed out")
-    return created.astimezone(UTC), operation_id
 
 
 def _utc(value: datetime | None) -> datetime | None:

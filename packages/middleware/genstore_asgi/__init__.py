@@ -11,15 +11,24 @@
 
 Records are built and saved in the background after each response is sent: recording never
 raises into the app and never delays a response.
+
+``create_app(store)`` is the images service (``genstore serve``), to mount in an existing app;
+it needs the ``server`` extra and is imported on first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from genstore._recording.rules import Redact, is_secret_name
+from genstore.exceptions import MissingDependency
 
 from ._extract import RESULT_FIELDS, ResultExtractor, default_result_extractor
 from ._middleware import RecordingMiddleware, UserId
 from ._routes import Routes
+
+if TYPE_CHECKING:
+    from .service import create_app
 
 __all__ = [
     "RESULT_FIELDS",
@@ -28,6 +37,20 @@ __all__ = [
     "ResultExtractor",
     "Routes",
     "UserId",
+    "create_app",
     "default_result_extractor",
     "is_secret_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The service needs the server extra; importing genstore_asgi for the middleware must not.
+    if name == "create_app":
+        try:
+            from .service import create_app
+        except ImportError as exc:
+            raise MissingDependency(
+                "genstore_asgi.create_app", extra="server", package=exc.name or "uvicorn"
+            ) from exc
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

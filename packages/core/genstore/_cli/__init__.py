@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _demo, _extras, _reading, _upkeep  # noqa: F401 - each registers its commands
+from . import _demo, _extras, _reading, _serve, _upkeep  # noqa: F401 - each registers its commands
 from ._app import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_STORE, EXIT_USAGE, app
 
 __all__ = ["EXIT_FAILURE", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_STORE", "EXIT_USAGE", "app"]

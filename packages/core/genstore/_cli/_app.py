@@ -139,6 +139,7 @@ def get_state(ctx: typer.Context, url: str | None = None, catalog: str | None = 
 
 # The order ``genstore --help`` lists the commands in: daily use first.
 _ORDER = (
+    "serve",
     "history",
     "show",
     "stats",

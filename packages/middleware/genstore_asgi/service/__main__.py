@@ -1,67 +1,35 @@
 """``python -m genstore_asgi.service``: serve the images API with uvicorn and JSON logs.
 
-Settings: GENSTORE_URL / GENSTORE_CATALOG (the store), GENSTORE_JWT_SECRET or _PUBLIC_KEY or
-GENSTORE_JWKS_URL (auth), HOST (127.0.0.1), PORT (5002, as the seed), LOG_LEVEL (info).
+Settings come from the environment only (``--help`` lists them); this is ``genstore serve``
+without the command line.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import sys
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
-import genstore
 from genstore.exceptions import GenstoreError
 
-from ._app import create_app
+from ._server import ServeOptions, serve
+from ._settings import environment_help
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
-
-
-class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any extra fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+_USAGE = "usage: python -m genstore_asgi.service   (or: genstore serve --help)"
 
 
-def main() -> int:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JSONFormatter())
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "info").upper(), handlers=[handler])
+def main(argv: Sequence[str] = ()) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"{_USAGE}\n\n{environment_help()}")
+        return 0
+    if argv:
+        print(f"{_USAGE}\nunexpected arguments: {' '.join(argv)}", file=sys.stderr)
+        return 2
     try:
-        import uvicorn
-    except ImportError:
-        print("the images service needs uvicorn: pip install 'genstore[server]'", file=sys.stderr)
-        return 3
-    try:
-        store = genstore.open_store()
-        app = create_app(store)
+        return serve(ServeOptions.from_env())
     except GenstoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    try:
-        uvicorn.run(
-            app,
-            host=os.environ.get("HOST", "127.0.0.1"),
-            port=int(os.environ.get("PORT", "5002")),
-            log_config=None,
-        )
-    finally:
-        store.close()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,84 +1,167 @@
 """Bearer-token authentication: a JWT verified with PyJWT, the user id taken from ``sub``.
 
-Clerk (the seed's provider) signs RS256 session tokens whose ``sub`` is the user id; point
-``jwks_url`` at the instance's JWKS. HS256 with a shared secret and a fixed RS256 public key work too.
+An ``Authenticator`` holds one ``Verifier`` per accepted issuer: Clerk (the seed's provider,
+configured by its own variables, see ``_clerk``), any issuer by JWKS URL or PEM key, an HS256
+shared secret, and ``genstore serve --dev``'s secret. ``exp`` is required; ``nbf``, ``iss``,
+``aud`` and Clerk's ``azp`` are checked when configured.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from genstore.exceptions import ConfigurationError
 
-__all__ = ["AuthFailed", "JWTAuthenticator"]
+from ._keys import ASYMMETRIC, FixedKey, JwksKeys, KeySource, UnknownKey, pem_key
+
+__all__ = ["AuthFailed", "Authenticator", "JWTAuthenticator", "TokenPolicy", "Verifier"]
+
+_KEY_VARIABLES = (
+    "GENSTORE_JWT_SECRET",
+    "GENSTORE_JWT_PUBLIC_KEY",
+    "GENSTORE_JWKS_URL",
+    "CLERK_JWT_KEY",
+    "CLERK_SECRET_KEY",
+    "CLERK_PUBLISHABLE_KEY",
+)
 
 
 class AuthFailed(Exception):
     """The request carries no valid bearer token (HTTP 401)."""
 
 
-@dataclass
-class JWTAuthenticator:
-    """Verifies ``Authorization: Bearer <jwt>`` and returns the ``sub`` claim."""
+@dataclass(frozen=True)
+class TokenPolicy:
+    """The claims a token must carry besides a valid signature and ``exp``."""
 
-    secret: str | None = None
-    public_key: str | None = None
-    jwks_url: str | None = None
     issuer: str | None = None
     audience: str | None = None
+    authorized_parties: tuple[str, ...] = ()
+    """Clerk's ``azp`` check: when set, a token's ``azp`` (if any) must be one of these."""
     leeway: float = 5.0
+    clerk_active_sessions: bool = False
+    """Clerk: refuse tokens whose session status (``sts``) is ``pending``, as Clerk's SDKs do
+    by default (a user who still has a step to complete is not signed in)."""
 
-    def __post_init__(self) -> None:
-        if not (self.secret or self.public_key or self.jwks_url):
-            raise ConfigurationError(
-                "the images service needs GENSTORE_JWT_SECRET, GENSTORE_JWT_PUBLIC_KEY "
-                "or GENSTORE_JWKS_URL to verify bearer tokens"
-            )
-        self._jwks = jwt.PyJWKClient(self.jwks_url) if self.jwks_url else None
 
-    @classmethod
-    def from_env(cls) -> JWTAuthenticator:
-        """Configured from GENSTORE_JWT_SECRET / _PUBLIC_KEY / GENSTORE_JWKS_URL (+ _ISSUER)."""
-        return cls(
-            secret=os.environ.get("GENSTORE_JWT_SECRET"),
-            public_key=os.environ.get("GENSTORE_JWT_PUBLIC_KEY"),
-            jwks_url=os.environ.get("GENSTORE_JWKS_URL"),
-            issuer=os.environ.get("GENSTORE_JWT_ISSUER"),
-            audience=os.environ.get("GENSTORE_JWT_AUDIENCE"),
+@dataclass(frozen=True)
+class Verifier:
+    """One accepted issuer: where its keys come from and what its tokens must claim."""
+
+    keys: KeySource
+    policy: TokenPolicy = TokenPolicy()
+
+    def accepts(self, alg: str) -> bool:
+        return alg in self.keys.algorithms
+
+    async def claims(self, token: str, kid: str | None) -> dict[str, Any]:
+        """The verified claims; ``jwt.PyJWTError`` or ``UnknownKey`` when the token fails."""
+        key = await self.keys.key(kid)
+        p = self.policy
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=list(self.keys.algorithms),
+            issuer=p.issuer,
+            audience=p.audience,
+            leeway=p.leeway,
+            options={"require": ["sub", "exp"], "verify_aud": p.audience is not None},
         )
+        azp = claims.get("azp")
+        if p.authorized_parties and azp is not None and azp not in p.authorized_parties:
+            raise jwt.InvalidTokenError("azp is not an authorized party")
+        if p.clerk_active_sessions and claims.get("sts") == "pending":
+            raise jwt.InvalidTokenError("the session is pending")
+        return claims
 
-    def user_id(self, authorization: str | None) -> str:
-        """The verified user id; ``AuthFailed`` with a short reason otherwise."""
-        if not authorization:
-            raise AuthFailed("missing Authorization header")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthFailed("Authorization must be 'Bearer <token>'")
-        token = token.strip()
-        try:
-            if self._jwks is not None:
-                key: object = self._jwks.get_signing_key_from_jwt(token).key
-                algorithms = ["RS256", "ES256"]
-            elif self.public_key:
-                key, algorithms = self.public_key, ["RS256", "ES256"]
-            else:
-                key, algorithms = self.secret, ["HS256"]
-            claims = jwt.decode(
-                token,
-                key,  # type: ignore[arg-type]
-                algorithms=algorithms,
-                issuer=self.issuer,
-                audience=self.audience,
-                leeway=self.leeway,
-                options={"require": ["sub", "exp"], "verify_aud": self.audience is not None},
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthFailed("missing Authorization header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthFailed("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+class Authenticator:
+    """Verifies ``Authorization: Bearer <jwt>`` against its verifiers; the ``sub`` claim."""
+
+    def __init__(self, verifiers: Sequence[Verifier]) -> None:
+        if not verifiers:
+            raise ConfigurationError(
+                "the images service needs a way to verify bearer tokens: CLERK_JWT_KEY, "
+                "CLERK_SECRET_KEY, CLERK_PUBLISHABLE_KEY, GENSTORE_JWKS_URL, "
+                "GENSTORE_JWT_PUBLIC_KEY or GENSTORE_JWT_SECRET (see genstore serve --help)"
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthFailed("token expired") from None
+        self.verifiers = tuple(verifiers)
+
+    async def user_id(self, authorization: str | None) -> str:
+        """The verified user id; ``AuthFailed`` with a short reason otherwise."""
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise AuthFailed(f"invalid token: {exc}") from None
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise AuthFailed("token has no subject")
-        return sub
+        alg, kid = header.get("alg"), header.get("kid")
+        candidates = [v for v in self.verifiers if isinstance(alg, str) and v.accepts(alg)]
+        if not candidates:
+            raise AuthFailed("invalid token: algorithm not accepted")
+        failure: Exception | None = None
+        for verifier in candidates:
+            try:
+                claims = await verifier.claims(token, kid if isinstance(kid, str) else None)
+            except (jwt.PyJWTError, UnknownKey) as exc:
+                failure = failure if isinstance(failure, jwt.ExpiredSignatureError) else exc
+                continue
+            return _subject(claims)
+        if isinstance(failure, jwt.ExpiredSignatureError):
+            raise AuthFailed("token expired")
+        raise AuthFailed(f"invalid token: {failure}")
+
+    @staticmethod
+    def configured(environ: Mapping[str, str] = os.environ) -> bool:
+        """Whether ``environ`` names a way to verify tokens (a dev secret does not count)."""
+        return any(environ.get(name) for name in _KEY_VARIABLES)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Authenticator:
+        """Every verifier the environment configures (see ``genstore serve --help``)."""
+        from ._clerk import verifiers_from_env
+
+        return cls(verifiers_from_env(environ))
+
+
+def _subject(claims: Mapping[str, Any]) -> str:
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise AuthFailed("token has no subject")
+    return sub
+
+
+class JWTAuthenticator(Authenticator):
+    """An authenticator for one issuer, by HS256 ``secret``, PEM ``public_key`` or ``jwks_url``."""
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        public_key: str | None = None,
+        jwks_url: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 5.0,
+        authorized_parties: Sequence[str] = (),
+    ) -> None:
+        policy = TokenPolicy(issuer, audience, tuple(authorized_parties), leeway)
+        verifiers = []
+        if jwks_url:
+            verifiers.append(Verifier(JwksKeys(jwks_url), policy))
+        if public_key:
+            verifiers.append(Verifier(FixedKey(pem_key(public_key), ASYMMETRIC), policy))
+        if secret:
+            verifiers.append(Verifier(FixedKey(secret, ("HS256",)), policy))
+        super().__init__(verifiers)
