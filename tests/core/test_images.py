@@ -9,6 +9,7 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -428,3 +429,76 @@ def test_delete_removes_png_record_and_row(store: Any) -> None:
     assert [r.image_id for r in store.images.list(user_id=ALICE).items] == [keep.image_id]
     assert stored_files(root) == {keep.key, f"images/{ALICE}/{keep.image_id}.json"}
     assert store.verify().orphan_blobs == []
+
+
+# -- other image types, and images made from an operation's result ------------------------------
+
+
+def image_bytes(fmt: str, width: int = 8, height: int = 6) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), "purple").save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_jpeg_and_webp_are_refused_unless_accepted(tmp_path: Path, fmt: str) -> None:
+    data = image_bytes(fmt)
+    with (
+        genstore.open_store(tmp_path / "png-only") as store,
+        pytest.raises(InvalidInput, match="must be PNG"),
+    ):
+        store.images.create(user_id="u", prompt="p", image_data=data)
+    types = ("image/png", "image/jpeg", "image/webp")
+    with genstore.open_store(tmp_path / "all", accepted_image_types=types) as store:
+        image = store.images.create(user_id="u", prompt="p", image_data=data)
+        assert (image.width, image.height) == (8, 6)
+        assert image.content_type == f"image/{fmt.lower()}"
+        assert image.key.endswith(".jpg" if fmt == "JPEG" else ".webp")
+        assert store.images.read(user_id="u", image_id=image.image_id) == data
+        assert store.verify(grace=timedelta(0)).ok
+
+
+def test_a_jpeg_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    data = image_bytes("JPEG", 64, 64)
+    with genstore.open_store(tmp_path / "s", accepted_image_types=("image/jpeg",)) as store:
+        store.images.max_pixels = 64 * 64 - 1
+        with pytest.raises(InvalidInput, match="decompression bomb"):
+            store.images.create(user_id="u", prompt="p", image_data=data)
+        truncated = image_bytes("JPEG", 64, 64)[:200]
+        store.images.max_pixels = 10_000
+        with pytest.raises(InvalidInput, match="not a valid JPEG"):
+            store.images.create(user_id="u", prompt="p", image_data=truncated)
+        assert store.images.list(user_id="u").total == 0
+
+
+def test_unknown_accepted_types_are_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(genstore.ConfigurationError):
+        genstore.open_store(tmp_path / "s", accepted_image_types=("image/gif",)).images  # noqa: B018
+
+
+def test_an_image_made_from_an_operation_result(store: genstore.Store) -> None:
+    first, second = png_bytes(5, 4, "red"), png_bytes(7, 3, "blue")
+    saved = store.save_complete_operation(
+        operation_type="text_to_image", prompt="un chat", results=[first, second], user_id="u1"
+    )
+    image = store.images.create_from_operation(
+        user_id="u1", operation_id=saved.operation_id, index=1
+    )
+    assert store.images.read(user_id="u1", image_id=image.image_id) == second
+    assert image.operation_id == saved.operation_id and image.prompt == "un chat"
+    assert (image.width, image.height) == (7, 3)
+    assert image.metadata["generated_by"] == "text_to_image"
+    assert store.images.get(user_id="u1", image_id=image.image_id) == image
+
+
+def test_an_image_from_someone_elses_operation_is_not_found(store: genstore.Store) -> None:
+    saved = store.save_complete_operation(operation_type="t", results=[png_bytes()], user_id="u1")
+    with pytest.raises(NotFound):
+        store.images.create_from_operation(user_id="u2", operation_id=saved.operation_id)
+    with pytest.raises(NotFound):
+        store.images.create_from_operation(user_id="u1", operation_id=saved.operation_id, index=1)
+    video = store.save_complete_operation(operation_type="t", results=[b"\x00\x00\x00\x18ftypmp42"])
+    with pytest.raises(InvalidInput):
+        store.images.create_from_operation(user_id="u1", operation_id=video.operation_id)
+    assert store.images.list(user_id="u1").total == 0
+    assert store.images.list(user_id="u2").total == 0

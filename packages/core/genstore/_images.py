@@ -24,18 +24,35 @@ import hashlib
 import heapq
 import logging
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import JsonValue, ValidationError
 
 from ._ids import check_id, new_image_id
 from ._keys import IMAGES_PREFIX, image_blob_key, image_record_key, parse_key
-from ._records import ImageRecord, ImageStatus, Page
-from ._validation import check_metadata, check_png, check_status, decode_image_data, sanitize_prompt
-from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
+from ._records import ImageRecord, ImageStatus, OperationRecord, Page
+from ._sniff import extension_for
+from ._validation import (
+    IMAGE_TYPES,
+    check_image,
+    check_metadata,
+    check_status,
+    decode_image_data,
+    sanitize_prompt,
+)
+from .exceptions import (
+    AlreadyExists,
+    ConfigurationError,
+    GenstoreError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from .plugin import BlobStore, Catalog
 
-__all__ = ["MAX_PAGE_SIZE", "ImagesAPI"]
+__all__ = ["MAX_PAGE_SIZE", "ImagesAPI", "OperationReader"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +74,14 @@ def _sort_key(record: ImageRecord) -> tuple[datetime, str]:
     return record.created_at, record.image_id
 
 
+class OperationReader(Protocol):
+    """Where ``create_from_operation`` reads operations (a ``Store``)."""
+
+    def get_operation(self, operation_id: str) -> OperationRecord:
+        """The operation; ``NotFound`` if there is none."""
+        ...
+
+
 class ImagesAPI:
     """A user's images on one ``BlobStore``, indexed by one ``Catalog`` (``store.images``).
 
@@ -74,9 +99,18 @@ class ImagesAPI:
         max_prompt_length: int = 2000,
         max_pixels: int = 50_000_000,
         url_expires: int = 3600,
+        accepted_image_types: Collection[str] = ("image/png",),
+        operations: OperationReader | None = None,
     ) -> None:
+        unknown = set(accepted_image_types) - IMAGE_TYPES.keys()
+        if unknown or not accepted_image_types:
+            raise ConfigurationError(
+                f"accepted_image_types must be among {sorted(IMAGE_TYPES)}, not {sorted(unknown)}"
+            )
         self.blobs = blobs
         self.catalog = catalog
+        self.accepted_image_types = frozenset(accepted_image_types)
+        self._operations = operations
         self.max_image_bytes = max_image_bytes
         self.max_prompt_length = max_prompt_length
         self.max_pixels = max_pixels
@@ -106,12 +140,67 @@ class ImagesAPI:
         clean_prompt = sanitize_prompt(prompt, max_length=self.max_prompt_length)
         meta = check_metadata(metadata)
         data = decode_image_data(image_data, max_bytes=self.max_image_bytes)
-        width, height = check_png(data, max_pixels=self.max_pixels)
+        return self._create(user_id, clean_prompt, data, meta, operation_id=None)
+
+    def create_from_operation(
+        self,
+        *,
+        user_id: str,
+        operation_id: str,
+        index: int = 0,
+        prompt: str | None = None,
+        metadata: dict[str, JsonValue] | None = None,
+    ) -> ImageRecord:
+        """Make a user image from a stored result of an operation (``results[index]``), without
+        sending its bytes again: the seed's "generation service, then images service" flow.
+
+        The operation must be the user's own (or have no user): another user's is ``NotFound``,
+        as is an ``index`` past its results. The prompt defaults to the operation's; the image is
+        checked as ``create`` checks uploads (accepted types, size, pixels).
+        """
+        check_id(user_id, "user_id")
+        check_id(operation_id, "operation_id")
+        if self._operations is None:
+            raise ConfigurationError("this images API was made without access to operations")
+        record = self._operations.get_operation(operation_id)
+        if record.user_id not in (None, user_id):
+            raise NotFound(f"no operation {operation_id!r} for user {user_id!r}")
+        if (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or not 0 <= index < len(record.results)
+        ):
+            raise NotFound(f"operation {operation_id!r} has no result number {index!r}")
+        ref = record.results[index]
+        if ref.size > self.max_image_bytes:
+            raise PayloadTooLarge(
+                f"result is {ref.size} bytes, over the limit of {self.max_image_bytes} bytes",
+                limit=self.max_image_bytes,
+            )
+        chosen = prompt if prompt is not None else (record.prompt or "")
+        clean_prompt = sanitize_prompt(chosen or "(no prompt)", max_length=self.max_prompt_length)
+        meta = check_metadata(metadata)
+        meta.setdefault("generated_by", record.operation_type)
+        data = self.blobs.read(ref.key)
+        return self._create(user_id, clean_prompt, data, meta, operation_id=operation_id)
+
+    def _create(
+        self,
+        user_id: str,
+        clean_prompt: str,
+        data: bytes,
+        meta: dict[str, JsonValue],
+        *,
+        operation_id: str | None,
+    ) -> ImageRecord:
+        content_type, width, height = check_image(
+            data, accepted=self.accepted_image_types, max_pixels=self.max_pixels
+        )
         meta.setdefault("width", width)
         meta.setdefault("height", height)
 
         timestamp_ms = _now_ms()
-        key = self._write_png(user_id, timestamp_ms, data)
+        key = self._write_png(user_id, timestamp_ms, data, content_type)
         created_at = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
         _, image_id = new_image_id()
         record = ImageRecord(
@@ -119,8 +208,10 @@ class ImagesAPI:
             user_id=user_id,
             prompt=clean_prompt,
             key=key,
+            content_type=content_type,
             status=ImageStatus.GENERATED,
             metadata=meta,
+            operation_id=operation_id,
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             width=width,
@@ -141,12 +232,15 @@ class ImagesAPI:
         self._index(record)
         return self._with_url(record)
 
-    def _write_png(self, user_id: str, timestamp_ms: int, data: bytes) -> str:
-        """Create the PNG under the seed's name, adding ``-<n>`` when the millisecond is taken."""
+    def _write_png(
+        self, user_id: str, timestamp_ms: int, data: bytes, content_type: str = "image/png"
+    ) -> str:
+        """Create the image under the seed's name, adding ``-<n>`` when the millisecond is taken."""
+        ext = extension_for(content_type)
         for n in range(_MAX_SUFFIX):
-            key = image_blob_key(user_id, timestamp_ms, n)
+            key = image_blob_key(user_id, timestamp_ms, n, ext)
             try:
-                self.blobs.write(key, [data], content_type="image/png", exclusive=True)
+                self.blobs.write(key, [data], content_type=content_type, exclusive=True)
             except AlreadyExists:
                 continue
             return key

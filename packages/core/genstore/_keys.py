@@ -117,11 +117,18 @@ def input_key(sha256: str, ext: str) -> str:
     return f"{INPUTS_PREFIX}{sha256[:2]}/{sha256}.{_ext(ext)}"
 
 
-def image_blob_key(user_id: str, timestamp_ms: int, n: int = 0) -> str:
-    """Key of a user's PNG: ``<ts>_generated_<ts>.png``, ``-<n>`` added on a same-millisecond clash."""
+IMAGE_EXTENSIONS = frozenset({"png", "jpg", "webp"})
+"""The extensions of user images (PNG as the seed has them; JPEG and WebP where accepted)."""
+
+
+def image_blob_key(user_id: str, timestamp_ms: int, n: int = 0, ext: str = "png") -> str:
+    """Key of a user's image: ``<ts>_generated_<ts>.png``, ``-<n>`` added on a same-millisecond
+    clash; ``ext`` ``jpg`` or ``webp`` for the other accepted types."""
     check_id(user_id, "user_id")
+    if ext not in IMAGE_EXTENSIONS:
+        raise InvalidInput(f"a user image is one of {sorted(IMAGE_EXTENSIONS)}, not {ext[:20]!r}")
     suffix = f"-{n}" if n else ""
-    return f"{IMAGES_PREFIX}{user_id}/{timestamp_ms}_generated_{timestamp_ms}{suffix}.png"
+    return f"{IMAGES_PREFIX}{user_id}/{timestamp_ms}_generated_{timestamp_ms}{suffix}.{ext}"
 
 
 def image_record_key(user_id: str, image_id: str) -> str:
@@ -171,6 +178,6 @@ def parse_key(key: str) -> ParsedKey | None:
             except InvalidInput:
                 return None
             return ParsedKey("image_record", user_id=user, image_id=name[:-5])
-        if name.endswith(".png") and "_generated_" in name:
+        if name.rpartition(".")[2] in IMAGE_EXTENSIONS and "_generated_" in name:
             return ParsedKey("image", user_id=user)
     return None

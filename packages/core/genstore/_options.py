@@ -29,3 +29,6 @@ class StoreOptions:
     pending_timeout: timedelta = timedelta(hours=24)
     """How long a started operation may stay pending before ``verify`` reports it and
     ``cleanup`` marks it failed ("never completed")."""
+    accepted_image_types: tuple[str, ...] = ("image/png",)
+    """User image types ``images.create`` accepts: PNG as the seed says; add ``image/jpeg`` and
+    ``image/webp`` to accept those too (each checked by its signature and by Pillow)."""

@@ -203,19 +203,23 @@ class ImageRecord(_Record):
     image_url: str | None = None
     """A URL to fetch the image (refreshed when read: signed URLs expire)."""
     key: str
-    """Path of the PNG inside the backend."""
+    """Path of the image inside the backend."""
+    content_type: str = "image/png"
+    """``image/png`` (the seed's type), or ``image/jpeg``/``image/webp`` where accepted."""
     status: ImageStatus = ImageStatus.GENERATED
     """Life-cycle status."""
     metadata: dict[str, StrictJson] = Field(default_factory=dict)
     """The seed's generated_by, timestamp, width, height, steps, cfgScale, model, plus any extra."""
     size: int = Field(ge=0)
-    """PNG size in bytes."""
+    """Image size in bytes."""
     sha256: str
-    """Hex SHA-256 of the PNG."""
+    """Hex SHA-256 of the image."""
     width: int
-    """Pixel width read from the PNG."""
+    """Pixel width read from the image."""
     height: int
-    """Pixel height read from the PNG."""
+    """Pixel height read from the image."""
+    operation_id: str | None = None
+    """The operation whose result this image was made from (``create_from_operation``)."""
     created_at: UTCDateTime
     """When the image was stored (UTC)."""
     updated_at: UTCDateTime

@@ -100,6 +100,8 @@ class Store:
                     self.catalog,
                     max_image_bytes=self.options.max_image_bytes,
                     url_expires=self.options.url_expires,
+                    accepted_image_types=self.options.accepted_image_types,
+                    operations=self._maintenance,
                 )
             return self._images
 

@@ -27,7 +27,7 @@ import math
 import re
 import struct
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import JsonValue
@@ -203,6 +203,49 @@ def check_png(data: bytes, *, max_pixels: int) -> tuple[int, int]:
     if size != (width, height):
         raise InvalidInput("image data is not a valid PNG: inconsistent header")
     return size
+
+
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+"""The user image types a store can accept, and their Pillow format names."""
+
+
+def check_image(data: bytes, *, accepted: Collection[str], max_pixels: int) -> tuple[str, int, int]:
+    """``(content_type, width, height)`` of a valid image of an ``accepted`` type.
+
+    The type is told by the bytes' signature, never by what the caller says. PNGs are checked as
+    ``check_png`` does; JPEG and WebP by their header's size (the pixel limit refuses a
+    decompression bomb before any decoding) and then a full decode by Pillow.
+    """
+    if not data:
+        raise InvalidInput("image data is empty")
+    kind = sniff_content_type(data[:16])
+    if kind not in accepted or kind not in IMAGE_TYPES:
+        names = " or ".join(IMAGE_TYPES[t] for t in accepted if t in IMAGE_TYPES) or "none"
+        raise InvalidInput(f"image data must be {names}, but it looks like {_describe(data)}")
+    if kind == "image/png":
+        return (kind, *check_png(data, max_pixels=max_pixels))
+    return kind, *_check_decoded(data, IMAGE_TYPES[kind], max_pixels)
+
+
+def _check_decoded(data: bytes, pillow_format: str, max_pixels: int) -> tuple[int, int]:
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    limit = max_pixels if pillow_limit is None else min(max_pixels, pillow_limit)
+    try:
+        with Image.open(io.BytesIO(data), formats=[pillow_format]) as im:
+            width, height = im.size  # read from the header: nothing decoded yet
+            if width * height > limit:
+                raise InvalidInput(
+                    f"image is {width}x{height} = {width * height} pixels, over the limit of "
+                    f"{limit} pixels (refused as a possible decompression bomb)"
+                )
+            im.load()  # a truncated or corrupt body fails here
+    except InvalidInput:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
+        raise InvalidInput(f"image data is not a valid {pillow_format}: {exc}") from None
+    return width, height
 
 
 def sanitize_prompt(prompt: object, *, max_length: int) -> str:
