@@ -28,45 +28,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .outputs import Output, string_output
+from .rules import RESULT_FIELDS
 
 __all__ = ["RECOGNISERS", "RESULT_KEYS", "Recogniser", "Walk", "comfy_view_url"]
 
 Walk = Callable[[Any], list[Output]]
 Recogniser = Callable[[Mapping[str, Any], Walk], "list[Output] | None"]
 
-RESULT_KEYS = (
-    "b64_json",
-    "base64",
-    "resultUrl",
-    "result_url",
-    "url",
-    "image_url",
-    "imageUrl",
-    "video_url",
-    "videoUrl",
-    "audio_url",
-    "audioUrl",
-    "output",
-    "outputs",
-    "images",
-    "image",
-    "videos",
-    "video",
-    "audio",
-    "audio_file",
-    "files",
-    "file",
-    "sample",
-    "artifacts",
-    "result",
-    "results",
-    "data",
-)
-"""Keys of an unrecognised object looked at, in order: the first that yields outputs wins (so a
-response naming one result twice, as ``url`` and ``image_url``, gives it once). Base64 fields
-come first (they are the content, where a URL expires), then the keys the decorator and the
-middleware looked at before; fal's ``images``/``image``/``video``/``audio`` objects and BFL's
-``result.sample`` are found through the others."""
+RESULT_KEYS = RESULT_FIELDS
+"""The fields looked at, in order, when no provider shape matches (``rules.RESULT_FIELDS``)."""
 
 _BASE64_KEYS = frozenset({"b64_json", "base64"})
 _FAILED_PREDICTION = frozenset({"failed", "canceled", "cancelled"})

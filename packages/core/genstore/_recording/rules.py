@@ -116,6 +116,8 @@ class Redactor:
 # -- results and errors ---------------------------------------------------------------------------
 
 RESULT_FIELDS = (
+    "b64_json",
+    "base64",
     "resultUrl",
     "result_url",
     "url",
@@ -123,11 +125,29 @@ RESULT_FIELDS = (
     "imageUrl",
     "video_url",
     "videoUrl",
+    "audio_url",
+    "audioUrl",
     "output",
+    "outputs",
     "images",
+    "image",
+    "videos",
+    "video",
+    "audio",
+    "audio_file",
+    "files",
+    "file",
+    "sample",
+    "artifacts",
+    "result",
+    "results",
+    "data",
 )
-"""Fields of a returned value that hold the result, in the order they are looked at (``images``
-and ``output`` may be lists)."""
+"""Keys of an unrecognised object looked at, in order, by the result extraction: the first that
+yields outputs wins (so a response naming one result twice, as ``url`` and ``image_url``, gives it
+once). Base64 fields come first (they are the content, where a URL expires); fal's
+``images``/``image``/``video``/``audio`` objects and BFL's ``result.sample`` are found through
+the others."""
 
 _ERROR_FIELDS = ("error", "message", "detail")
 MAX_ERROR = 2000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,21 +24,29 @@ def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:
 
 
 class FileServer:
-    """An HTTP server on 127.0.0.1 answering ``GET /<name>`` with what ``add`` gave (else 404):
-    stands in for a provider's result URLs."""
+    """An HTTP server on 127.0.0.1 answering ``GET /<name>`` (any query string ignored) with what
+    ``add`` gave (else 404): stands in for a provider's result URLs. A name in ``stalls`` sends
+    half its body, then waits that many seconds: a provider that hangs."""
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, str]] = {}
-        files = self.files
+        self.stalls: dict[str, float] = {}
+        files, stalls = self.files, self.stalls
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                found = files.get(self.path.lstrip("/"))
+                name = self.path.lstrip("/").partition("?")[0]
+                found = files.get(name)
                 body, content_type = found or (b"", "text/plain")
                 self.send_response(200 if found else 404)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if found and name in stalls:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(stalls[name])
+                    return
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
