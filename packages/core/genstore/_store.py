@@ -17,6 +17,7 @@ from ._history import history_page, history_query, iter_history
 from ._ids import check_id
 from ._maintenance import CleanupReport, Maintenance, ReindexReport, VerifyReport
 from ._options import StoreOptions
+from ._recording.metrics import register_opentelemetry
 from ._recording.recorder import Recorder
 from ._records import ArtifactRef, OperationRecord, Page, RequestInfo, SaveResult
 from ._save_request import Completion, JobCompletion, SaveRequest
@@ -86,6 +87,7 @@ class Store:
         with self._lock:
             if self._recorder is None:
                 self._recorder = Recorder(self)
+                register_opentelemetry()  # once per process; nothing without opentelemetry-api
             return self._recorder
 
     @property

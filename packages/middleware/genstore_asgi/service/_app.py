@@ -15,7 +15,7 @@ this module only assembles them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import genstore
@@ -33,6 +33,7 @@ from ._docs import docs_html
 from ._errors import error_response, response_for
 from ._gallery import GALLERY_HTML
 from ._guard import Public
+from ._metrics import MetricsPage
 from ._openapi import openapi_document
 from ._ratelimit import RateLimiter
 from ._routing import build_routes
@@ -139,10 +140,11 @@ class _Page:
 def _page_routes(deps: ServiceDeps) -> list[BaseRoute]:
 
     document = openapi_document(API_ROUTES)
-    pages = {
+    pages: dict[str, tuple[str, Callable[[Request, ServiceDeps], Awaitable[Response]]]] = {
         "/openapi.json": ("openapi", _Page(json.dumps(document), "application/json")),
         "/docs": ("docs", _Page(docs_html(document), "text/html; charset=utf-8")),
         "/gallery": ("gallery", _Page(GALLERY_HTML, "text/html; charset=utf-8")),
+        "/metrics": ("metrics", MetricsPage()),
     }
     return [
         Route(path, Public(deps, page).endpoint, methods=["GET"], name=name)
