@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -137,10 +137,15 @@ def test_the_backend_guide_quotes_the_example_verbatim() -> None:
     example = (EXAMPLES / "third_party_plugin.py").read_text()
     blocks = _python_blocks(DOCS.read_text())
     assert len(blocks) >= 5
+    # Compared as code, not as layout: a method quoted at the left margin fits on a line that
+    # ruff splits inside its class (both files are formatted by ruff, with its line length).
     for block in blocks:
-        # A method is quoted at the left margin; in the example it sits inside its class.
-        placed = (textwrap.indent(block, margin) for margin in ("", "    ", "        "))
-        assert any(p in example for p in placed), f"no longer in the example:\n{block}"
+        assert _as_code(block) in _as_code(example), f"no longer in the example:\n{block}"
+
+
+def _as_code(text: str) -> str:
+    spaced = re.sub(r"\s+", " ", text)
+    return re.sub(r"\( ", "(", re.sub(r" \)", ")", spaced))
 
 
 def test_the_backend_guide_names_every_method_a_backend_implements() -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from genstore.exceptions import ConfigurationError
 
-from ._keys import ASYMMETRIC, FixedKey, JwksKeys, KeySource, UnknownKey, pem_key
+from ._keys import ASYMMETRIC, FixedKey, JwksKeys, UnknownKey, pem_key
+from ._verifier import TokenPolicy, Verifier
 
 __all__ = ["AuthFailed", "Authenticator", "JWTAuthenticator", "TokenPolicy", "Verifier"]
 
@@ -32,51 +32,6 @@ _KEY_VARIABLES = (
 
 class AuthFailed(Exception):
     """The request carries no valid bearer token (HTTP 401)."""
-
-
-@dataclass(frozen=True)
-class TokenPolicy:
-    """The claims a token must carry besides a valid signature and ``exp``."""
-
-    issuer: str | None = None
-    audience: str | None = None
-    authorized_parties: tuple[str, ...] = ()
-    """Clerk's ``azp`` check: when set, a token's ``azp`` (if any) must be one of these."""
-    leeway: float = 5.0
-    clerk_active_sessions: bool = False
-    """Clerk: refuse tokens whose session status (``sts``) is ``pending``, as Clerk's SDKs do
-    by default (a user who still has a step to complete is not signed in)."""
-
-
-@dataclass(frozen=True)
-class Verifier:
-    """One accepted issuer: where its keys come from and what its tokens must claim."""
-
-    keys: KeySource
-    policy: TokenPolicy = TokenPolicy()
-
-    def accepts(self, alg: str) -> bool:
-        return alg in self.keys.algorithms
-
-    async def claims(self, token: str, kid: str | None) -> dict[str, Any]:
-        """The verified claims; ``jwt.PyJWTError`` or ``UnknownKey`` when the token fails."""
-        key = await self.keys.key(kid)
-        p = self.policy
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=list(self.keys.algorithms),
-            issuer=p.issuer,
-            audience=p.audience,
-            leeway=p.leeway,
-            options={"require": ["sub", "exp"], "verify_aud": p.audience is not None},
-        )
-        azp = claims.get("azp")
-        if p.authorized_parties and azp is not None and azp not in p.authorized_parties:
-            raise jwt.InvalidTokenError("azp is not an authorized party")
-        if p.clerk_active_sessions and claims.get("sts") == "pending":
-            raise jwt.InvalidTokenError("the session is pending")
-        return claims
 
 
 def _bearer(authorization: str | None) -> str:

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 from genstore.exceptions import ConfigurationError
 
-from ._auth import TokenPolicy, Verifier
 from ._keys import ASYMMETRIC, FixedKey, JwksKeys, pem_key
+from ._verifier import TokenPolicy, Verifier
 
 __all__ = ["DEV_SECRET_ENV", "clerk_frontend_api", "verifiers_from_env"]
 
