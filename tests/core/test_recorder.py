@@ -737,3 +737,44 @@ def test_a_spooled_job_completion_replays_as_one(
     assert record.status is OperationStatus.SUCCEEDED
     assert [store.read_artifact(r) for r in record.results] == [b"out"]
     assert len(stored(store)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected", "note"),
+    [
+        ({"parameters": {"x": float("nan")}}, {"x": "NaN"}, "NaN, Infinity"),
+        (
+            {"parameters": {"x": float("inf"), "y": 1e999}},
+            {"x": "Infinity", "y": "Infinity"},
+            "NaN",
+        ),
+        ({"parameters": {"deep": json.loads("[" * 300 + "]" * 300)}}, None, "nested deeper"),
+        ({"prompt": "a \ud800 cat"}, None, "not valid Unicode"),
+    ],
+)
+def test_content_json_or_utf8_cannot_hold_is_recorded_with_a_note(
+    rec_store: tuple[Store, SwitchableBlobs],
+    rec_make: Callable[..., Recorder],
+    fields: dict[str, Any],
+    expected: Any,
+    note: str,
+) -> None:
+    store, _ = rec_store
+    recorder = rec_make()
+    recorder.submit(operation_type="t", **fields)
+    assert recorder.flush(WAIT)
+    (record,) = stored(store)
+    assert recorder.counters.rejected == 0 and recorder.counters.recorded == 1
+    assert any(note in n for n in record.notes), record.notes
+    if expected is not None:
+        assert record.parameters == expected
+    if "prompt" in fields:
+        assert record.prompt == "a \ufffd cat"
+
+
+def test_the_direct_api_still_refuses_non_finite_numbers(
+    rec_store: tuple[Store, SwitchableBlobs],
+) -> None:
+    store, _ = rec_store
+    with pytest.raises(genstore.InvalidInput):
+        store.save_complete_operation(operation_type="t", parameters={"x": float("nan")})

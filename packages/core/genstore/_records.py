@@ -167,6 +167,9 @@ class OperationRecord(_Record):
     """The provider's or the application's job id, for operations that finish later."""
     completed_at: UTCDateTime | None = None
     """When a started operation was completed (UTC); None for operations saved whole."""
+    notes: list[str] = Field(default_factory=list)
+    """What the recorder changed so the record could be stored (non-finite numbers kept as text,
+    nesting cut, invalid Unicode replaced); empty for records saved as given."""
 
     @model_validator(mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from pydantic import JsonValue, ValidationError
 from ._ids import check_id, new_ulid
 from ._records import RequestInfo
 from ._sources import Source
+from ._storable import storable_json, storable_text
 from .exceptions import InvalidInput
 
 __all__ = [
@@ -81,6 +82,8 @@ class SaveRequest:
     result_note: str | None = None
     """Why outputs are missing that the caller expected (e.g. none found in a recorded
     response); kept in the record's ``result_error``."""
+    notes: tuple[str, ...] = ()
+    """What was changed to make the record storable (``storable``); kept in ``record.notes``."""
 
     @property
     def result_urls(self) -> list[str]:
@@ -147,9 +150,26 @@ class SaveRequest:
             result_note=None if result_note is None else str(result_note),
         )
 
+    def storable(self) -> SaveRequest:
+        """This request with what a record cannot hold made storable, each change noted: non-finite
+        numbers kept as text, nesting past 64 levels cut, invalid Unicode replaced. What the
+        recorder saves (it must never lose a record); the direct API refuses such values."""
+        notes = list(self.notes)
+        changed = dataclasses.replace(
+            self,
+            prompt=None if self.prompt is None else storable_text(self.prompt, "prompt", notes),
+            parameters=storable_json(self.parameters, "parameters", notes),
+            workflow_analysis=storable_json(self.workflow_analysis, "workflow_analysis", notes),
+            error=None if self.error is None else storable_text(self.error, "error", notes),
+        )
+        return (
+            dataclasses.replace(changed, notes=tuple(notes)) if notes != list(self.notes) else self
+        )
+
     def for_later(self) -> SaveRequest:
-        """This request made safe to save later, or again: with an idempotency key (so a replay
-        lands on the same record) and a creation time (so a replay keeps it)."""
+        """This request made safe to save later, or again: ``storable``, with an idempotency key
+        (so a replay lands on the same record) and a creation time (so a replay keeps it)."""
+        self = self.storable()
         changes: dict[str, Any] = {}
         if self.idempotency_key is None:
             changes["idempotency_key"] = f"auto-{new_ulid()[1]}"

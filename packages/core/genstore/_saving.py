@@ -177,6 +177,7 @@ class Saver:
             "request": request.request,
             "idempotency_key": request.idempotency_key,
             "job_id": request.job_id,
+            "notes": list(request.notes),
         }
         try:
             OperationRecord.model_validate(fields)
