@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,8 @@ SECRET_FIELDS = [
     "pin", "user_pin", "otp", "mfa_code", "verification_code", "sig", "signature",
     "webhook_signature", "hmac", "private", "private_key", "credential", "credentials",
     "authorization", "Proxy-Authorization", "cookie", "Set-Cookie", "session", "session_id",
-    "sessionToken", "auth", "jwt", "x-amz-security-token",
+    "sessionToken", "auth", "jwt", "x-amz-security-token", "authorisation", "auth_header",
+    "password2", "key_1",
 ]  # fmt: skip
 
 
@@ -265,6 +267,29 @@ def test_a_failing_predicate_redacts(caplog: pytest.LogCaptureFixture) -> None:
 
     assert Redactor(broken).redact({"harmless": "v"}) == {"harmless": REDACTED}
     assert "redacting" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 262_144,
+        "a:" * 131_072,
+        "eyJ-" * 65_536,
+        "sk-" * 87_381,
+        "Bearer " * 37_449,
+        "Token " + "a" * 262_144,
+        "https://h/?" * 23_831,
+        '"a": ' * 52_428,
+        "password=" * 29_127,
+        "-----BEGIN PRIVATE KEY-----" * 9_709,
+    ],
+    ids=lambda text: text[:12],
+)
+def test_hostile_quarter_megabytes_are_redacted_in_linear_time(text: str) -> None:
+    # A quadratic scan of 256 KiB takes minutes; a linear one, well under a second.
+    started = time.monotonic()
+    redact_text(text)
+    assert time.monotonic() - started < 5.0
 
 
 # --- properties -----------------------------------------------------------------------------

@@ -60,23 +60,26 @@ _TEXT_AMBIGUOUS = frozenset({"key", "keys", "pass", "pin", "code", "private", "s
 _TEXT_AMBIGUOUS |= {"signature", "auth", "ticket", "sid", "tokens"}
 
 _URL = re.compile(r"\bhttps?://[^\s\"'<>`]+", re.IGNORECASE)
-_SCHEME_CREDENTIAL = re.compile(
-    r"\b(?:Bearer|Basic|Token|Digest|Bot|ApiKey|Api-Key)\s+(?P<value>[A-Za-z0-9._~+/=:-]{4,})",
-    re.IGNORECASE,
+# Every pattern starts only where a run of its characters starts (the lookbehinds) and never
+# backtracks into a run (possessive quantifiers): linear time on hostile megabyte bodies.
+_SCHEME = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:Bearer|Basic|Token|Digest|Bot|ApiKey|Api-Key)[ \t]++", re.IGNORECASE
 )
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_CREDENTIAL = re.compile(r"\[redacted\]|[A-Za-z0-9._~+/=:-]{4,}+")
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]*+")
 _PEM = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
 )
 _KEY_SHAPES = re.compile(
-    r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|r8_[A-Za-z0-9]{16,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
-    r"|AIza[0-9A-Za-z_-]{30,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
-    r"|hf_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|[rsp]k_(?:live|test)_[A-Za-z0-9]{10,})"
+    r"(?<![A-Za-z0-9_-])(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}+|r8_[A-Za-z0-9]{16,}+"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,}+|gh[pousr]_[A-Za-z0-9]{20,}+"
+    r"|github_pat_[A-Za-z0-9_]{20,}+|hf_[A-Za-z0-9]{20,}+|xox[abposr]-[A-Za-z0-9-]{10,}+"
+    r"|[rsp]k_(?:live|test)_[A-Za-z0-9]{10,}+)"
 )
-_NAMED_VALUE = re.compile(
-    r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,63})(?P<sep>\\?[\"']?\s*[:=]\s*\\?[\"']?)"
-    r"(?P<value>\[redacted\]|[^\s\"'&,;}\]\\]+)"
+_NAME_AND_SEPARATOR = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127}+)\\?[\"']?[ \t]*+[:=][ \t]*+\\?[\"']?"
 )
+_VALUE = re.compile(r"\[redacted\]|[^\s\"'&,;}\]\\]++")
 
 
 def _words(text: str) -> frozenset[str]:
@@ -197,17 +200,19 @@ class Redactor:
             return text
         text = _PEM.sub(REDACTED, text)
         text = _URL.sub(lambda m: self.redact_url(m.group(0)), text)
-        text = _replace_values(_SCHEME_CREDENTIAL, text, _looks_like_credential)
+        text = _replace_after(_SCHEME, text, _credential_end)
         text = _JWT.sub(REDACTED, text)
         text = _KEY_SHAPES.sub(REDACTED, text)
-        return _replace_values(_NAMED_VALUE, text, self._text_secret)
+        return _replace_after(_NAME_AND_SEPARATOR, text, self._secret_value_end)
 
-    def _text_secret(self, match: re.Match[str]) -> bool:
+    def _secret_value_end(self, match: re.Match[str]) -> int | None:
+        """Where the value after ``name=``/``name:`` ends, if the name is a secret's."""
         name = match.group("name")
         words = name_words(name)
-        if len(words) == 1 and words[0] in _TEXT_AMBIGUOUS:
-            return False
-        return self.is_secret(name)
+        if (len(words) == 1 and words[0] in _TEXT_AMBIGUOUS) or not self.is_secret(name):
+            return None  # decided before looking at the value: each byte is scanned once
+        value = _VALUE.match(match.string, match.end())
+        return None if value is None or value.group() == REDACTED else value.end()
 
     def redact_url(self, url: str) -> str:
         """``url`` without credentials, its secret query values replaced (everything else kept
@@ -244,32 +249,39 @@ class Redactor:
         return _join(parts, kept, "")
 
 
-def _replace_values(
-    pattern: re.Pattern[str], text: str, hide: Callable[[re.Match[str]], bool]
+def _replace_after(
+    head: re.Pattern[str], text: str, hidden_until: Callable[[re.Match[str]], int | None]
 ) -> str:
-    """``text`` with the ``value`` group of each match that ``hide`` picks replaced. A match not
-    picked is resumed at its value, which may start a match of its own (``error: password=x``,
-    ``BEARER Bearer x``): one pass finds what a second would, so redaction is idempotent."""
+    """``text`` with what follows each ``head`` match replaced, up to where ``hidden_until``
+    says (None: nothing to hide). Scanning resumes right after a head whose value is kept, since
+    that value may start a match of its own (``error: password=x``, ``BEARER Bearer x``): one
+    pass finds what a second would, so redaction is idempotent."""
     out: list[str] = []
     position = 0
-    while (match := pattern.search(text, position)) is not None:
-        out.append(text[position : match.start("value")])
-        if match.group("value") != REDACTED and hide(match):
-            out.append(REDACTED)
-            position = match.end("value")
+    while (match := head.search(text, position)) is not None:
+        out.append(text[position : match.end()])
+        end = hidden_until(match)
+        if end is None:
+            position = match.end()
         else:
-            position = match.start("value")
+            out.append(REDACTED)
+            position = end
     out.append(text[position:])
     return "".join(out)
 
 
-def _looks_like_credential(match: re.Match[str]) -> bool:
-    """After ``Bearer``/``Basic``/...: a credential rather than a word of prose ("Basic
-    shapes") has a digit or a symbol, or mixed case."""
-    value = match.group("value")
+def _credential_end(match: re.Match[str]) -> int | None:
+    """After ``Bearer``/``Basic``/...: where the credential ends, if what follows is one rather
+    than a word of prose ("Basic shapes"): it has a digit or a symbol, or mixed case."""
+    found = _CREDENTIAL.match(match.string, match.end())
+    if found is None or found.group() == REDACTED:
+        return None
+    value = found.group()
     uppers = sum(c.isupper() for c in value)
     lowers = sum(c.islower() for c in value)
-    return any(c.isdigit() or c in "=+/_-.~:" for c in value) or (uppers >= 2 and lowers >= 2)
+    if any(c.isdigit() or c in "=+/_-.~:" for c in value) or (uppers >= 2 and lowers >= 2):
+        return found.end()
+    return None
 
 
 def _is_signing(name: str, signed: bool) -> bool:

@@ -3,6 +3,8 @@
 A name is split into lower-case words (``X-Api-Key`` -> x api key, ``accessToken`` -> access token,
 ``XAPIKey`` -> xapi key). It is secret when
 
+A trailing number on a word is ignored (``password2``, ``key_1``).
+
 1. a *strong* word or two-word compound appears anywhere in it: password, passwd, pwd, passphrase,
    passcode, secret(s), credential(s), cookie(s), authorization, jwt, bearer, apikey, otp, totp,
    hotp, csrf, xsrf, mfa, privatekey, accesskey, secretkey, clientsecret, sessionid,
@@ -52,10 +54,11 @@ def _words(text: str) -> frozenset[str]:
 
 _STRONG = _words(
     """password passwords passwd pwd passphrase passcode secret secrets credential credentials
-    cookie cookies authorization jwt bearer apikey apikeys otp totp hotp csrf xsrf mfa
+    cookie cookies authorization authorisation jwt bearer apikey apikeys otp totp hotp csrf xsrf mfa
     privatekey accesskey secretkey clientsecret sessionid sessionkey accesstoken refreshtoken
     idtoken authtoken apitoken bearertoken sessiontoken csrftoken xsrftoken securitytoken
-    oauthtoken samlresponse samlrequest setcookie wwwauthenticate"""
+    oauthtoken samlresponse samlrequest setcookie wwwauthenticate authheader authvalue
+    authstring authdata authinfo apisecret appsecret"""
 )
 _HEADS = _words(
     """signature signatures sig hmac auth session sid verifier assertion private ticket"""
@@ -81,19 +84,19 @@ _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=8192)
 def name_words(name: str) -> tuple[str, ...]:
     """The lower-case words of a field name (camelCase, kebab-case, snake_case, dotted)."""
     return tuple(w for w in _NON_ALNUM.split(_WORD_BOUNDARY.sub("_", name).lower()) if w)
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_name(name: str) -> str:
     """A name with case and separators removed: ``X-Api-Key`` and ``x_api_key`` compare equal."""
     return "".join(name_words(name))
 
 
-def _head_is_secret(words: tuple[str, ...], in_query: bool) -> bool:
-    head = words[-1]
-    before = words[-2] if len(words) > 1 else None
+def _head_is_secret(head: str, before: str | None, in_query: bool) -> bool:
     if head in _HEADS:
         return True
     if head in ("key", "keys"):
@@ -114,12 +117,14 @@ def is_secret_name(name: str, *, in_query: bool = False) -> bool:
     """Whether a field, header or parameter called ``name`` holds a secret (see the module
     documentation for the rule). ``in_query``: the name is a URL query parameter, where a bare
     ``code`` is an OAuth authorization code."""
-    words = name_words(name)
-    if not words:
+    # Numbers change nothing: password2 is a password, key_1 a key (and s3_key an identifier).
+    raw = tuple(word for word in name_words(name) if not word.isdigit())
+    if not raw:
         return False
+    words = tuple(word.rstrip("0123456789") for word in raw)
     joined = "".join(words)
     if joined in _STRONG or any(word in _STRONG for word in words):
         return True
     if any(a + b in _STRONG for a, b in itertools.pairwise(words)):
         return True
-    return _head_is_secret(words, in_query)
+    return _head_is_secret(words[-1], raw[-2] if len(raw) > 1 else None, in_query)
