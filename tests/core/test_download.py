@@ -1,7 +1,7 @@
 """Result downloads: one deadline, every redirect hop checked, bounded size, safe messages.
 
 Nothing here leaves 127.0.0.0/8. Names resolve only through ``fake_dns`` (any other lookup fails
-the test), and every connection goes through ``genstore._download.connect_tcp``, replaced by a
+the test), and every connection goes through ``genstore._pinned.connect_tcp``, replaced by a
 guard that routes the few "public" test addresses to loopback servers and fails the test on any
 other address outside 127.0.0.0/8.
 """
@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpcore
 import pytest
-from genstore import _download, _netguard
+from genstore import _netguard, _pinned
 from genstore._download import Download, DownloadError, DownloadRules, open_download
 from genstore._netguard import IPAddress, NetPolicy
 from genstore._options import StoreOptions
@@ -59,7 +59,7 @@ class Net:
 def net(monkeypatch: pytest.MonkeyPatch) -> Net:
     network = Net()
     monkeypatch.setattr(_netguard, "resolve_name", network.resolve)
-    monkeypatch.setattr(_download, "connect_tcp", network.connect)
+    monkeypatch.setattr(_pinned, "connect_tcp", network.connect)
     return network
 
 
@@ -394,7 +394,7 @@ def test_private_to_private_redirects_follow_private_urls_allow(server: Server) 
         ("data:image/png;base64,AAAA", "not http or https"),
         (f"http://user:{SECRET}@files.test/a.png", "credentials"),
         ("http://0177.0.0.1/", "not a valid URL"),
-        ("http://1.2.3.4.5/", "not a valid one"),
+        ("http://1.2.3.4.5/", "not a valid address or host name"),
         ("http:///nohost", "no host"),
     ],
 )
@@ -548,3 +548,12 @@ def test_the_older_client_form_follows_the_same_rules(server: Server, net: Net) 
         ):
             pass
     assert net.connects == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "location", ["http://[::1", "http://exa mple.com/", "http://0177.0.0.1/", "http://a..b/"]
+)
+def test_an_invalid_redirect_target_is_refused(server: Server, net: Net, location: str) -> None:
+    message = refused(server.url(f"/redirect?to={quote(location, safe='')}"))
+    assert "invalid" in message or "not a valid" in message
+    assert len(net.connects) == 1

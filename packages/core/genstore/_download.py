@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import ssl
-import time
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import overload
 
 import httpcore
 import httpx
@@ -35,13 +35,15 @@ import httpx
 from . import _netguard
 from ._netguard import AddressKind, IPAddress, NetPolicy, classify
 from ._options import StoreOptions
+from ._pinned import Deadline, DeadlinePassed, PinnedBackend
 from ._redaction import redact_text
 
-__all__ = ["Download", "DownloadError", "DownloadRules", "connect_tcp", "open_download"]
+__all__ = ["Download", "DownloadError", "DownloadRules", "open_download"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PIECE = 1024 * 1024
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
 _USER_AGENT = b"genstore (result download)"
 
 
@@ -90,110 +92,6 @@ class DownloadRules:
         )
 
 
-class _DeadlinePassed(httpcore.TimeoutException):
-    """The download's total deadline passed during a network wait."""
-
-
-class _Deadline:
-    def __init__(self, seconds: float, idle: float) -> None:
-        self.seconds = seconds
-        self.idle = idle
-        self._end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self._end - time.monotonic()
-
-    def passed(self) -> bool:
-        return self.remaining() <= 0
-
-    def wait(self, timeout: float | None = None) -> float:
-        """The timeout for one network wait: the shortest of ``timeout``, the idle timeout and
-        what is left of the deadline (``_DeadlinePassed`` when nothing is)."""
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise _DeadlinePassed("deadline passed")
-        return min(remaining, self.idle, timeout if timeout is not None else remaining)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every wait ends at the download's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
-        self._inner = inner
-        self._deadline = deadline
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._deadline.wait(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._deadline.wait(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        wait = self._deadline.wait(timeout)
-        return _DeadlineStream(
-            self._inner.start_tls(ssl_context, server_hostname, wait), self._deadline
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-_SYNC_BACKEND = httpcore.SyncBackend()
-
-
-def connect_tcp(address: str, port: int, timeout: float) -> httpcore.NetworkStream:
-    """Open a TCP connection to an address already checked. The one place a download opens a
-    socket (tests replace it to prove that nothing beyond 127.0.0.0/8 is ever reached)."""
-    return _SYNC_BACKEND.connect_tcp(address, port, timeout=timeout, socket_options=())
-
-
-class _PinnedBackend(httpcore.NetworkBackend):
-    """Connects one hop's origin to the addresses checked for it, and to nothing else."""
-
-    def __init__(
-        self, host: str, port: int, addresses: list[IPAddress], deadline: _Deadline
-    ) -> None:
-        self._origin = (host, port)
-        self._addresses = addresses
-        self._deadline = deadline
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        if (host, port) != self._origin:  # fail closed: only the checked origin is reachable
-            raise httpcore.ConnectError("connection to an unchecked origin refused")
-        failure: Exception = httpcore.ConnectError("no address to connect to")
-        for address in self._addresses:
-            try:
-                stream = connect_tcp(str(address), port, self._deadline.wait(timeout))
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-                continue
-            return _DeadlineStream(stream, self._deadline)
-        raise failure
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("downloads never use unix sockets")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(min(seconds, max(self._deadline.remaining(), 0.0)))
-
-
 @functools.cache
 def _default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
@@ -211,7 +109,18 @@ def _checked_url(text: str | httpx.URL) -> httpx.URL:
         raise DownloadError("URLs with credentials (user:password@host) are not fetched")
     if not url.raw_host:
         raise DownloadError("the result URL has no host")
+    host = url.raw_host.decode("ascii", "replace")
+    if not _HOST_NAME.fullmatch(host) and _netguard.parse_ip_host(host) is None:
+        raise DownloadError("the result URL's host is not a valid host name")
     return url
+
+
+def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        target = current.join(location)
+    except (httpx.InvalidURL, TypeError, UnicodeError, ValueError) as exc:
+        raise DownloadError(f"{current.host} redirected to an invalid URL") from exc
+    return _checked_url(target)
 
 
 def _safe(exc: BaseException) -> str:
@@ -219,8 +128,8 @@ def _safe(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _network_error(exc: Exception, host: str, deadline: _Deadline) -> DownloadError:
-    if deadline.passed() or isinstance(exc, _DeadlinePassed):
+def _network_error(exc: Exception, host: str, deadline: Deadline) -> DownloadError:
+    if deadline.passed() or isinstance(exc, DeadlinePassed):
         return DownloadError(
             f"timed out: the download took longer than its deadline of {deadline.seconds:g} s"
         )
@@ -240,23 +149,23 @@ _NETWORK_ERRORS = (
 )
 
 
-def _resolve(url: httpx.URL, deadline: _Deadline) -> tuple[str, int, list[IPAddress]]:
+def _resolve(url: httpx.URL, deadline: Deadline) -> tuple[str, int, list[IPAddress]]:
     host = url.raw_host.decode("ascii")
     port = url.port or _DEFAULT_PORTS[url.scheme]
     try:
         return host, port, _netguard.addresses_for(host, port, deadline.wait())
-    except _DeadlinePassed as exc:
+    except DeadlinePassed as exc:
         raise _network_error(exc, host, deadline) from exc
     except TimeoutError as exc:
         raise DownloadError(f"could not resolve {host} in time") from exc
-    except ValueError as exc:
-        raise DownloadError(str(exc)) from exc
+    except ValueError as exc:  # a numeric-looking host that is no address, or a bad name
+        raise DownloadError(f"{host} is not a valid address or host name") from exc
     except OSError as exc:
         raise DownloadError(f"could not resolve {host}") from exc
 
 
 def _open_hop(
-    url: httpx.URL, rules: DownloadRules, deadline: _Deadline, stack: ExitStack, after_public: bool
+    url: httpx.URL, rules: DownloadRules, deadline: Deadline, stack: ExitStack, after_public: bool
 ) -> tuple[httpcore.Response, bool]:
     """GET one hop after checking where it goes; the response, and whether it was public."""
     host, port, addresses = _resolve(url, deadline)
@@ -266,7 +175,7 @@ def _open_hop(
     pool = stack.enter_context(
         httpcore.ConnectionPool(
             ssl_context=rules.ssl_context or _default_ssl_context(),
-            network_backend=_PinnedBackend(host, port, addresses, deadline),
+            network_backend=PinnedBackend(host, port, addresses, deadline),
             max_connections=1,
             retries=0,
         )
@@ -295,7 +204,7 @@ def _header(response: httpcore.Response, name: bytes) -> str | None:
     return None
 
 
-def _follow(url: str, rules: DownloadRules, deadline: _Deadline, stack: ExitStack) -> Download:
+def _follow(url: str, rules: DownloadRules, deadline: Deadline, stack: ExitStack) -> Download:
     """Follow ``url`` through its redirects (each hop checked); the final hop's open body."""
     current = _checked_url(url)
     after_public = False
@@ -305,7 +214,7 @@ def _follow(url: str, rules: DownloadRules, deadline: _Deadline, stack: ExitStac
             after_public = after_public or public
             location = _header(response, b"location")
             if response.status in _REDIRECTS and location is not None:
-                current = _checked_url(current.join(location))
+                current = _redirect_target(current, location)
                 continue
             host = current.raw_host.decode("ascii")
             if response.status >= 300:
@@ -340,7 +249,7 @@ def _decoded(chunks: Iterator[bytes], encoding: str | None) -> Iterator[bytes]:
 
 
 def _body(
-    response: httpcore.Response, limit: int, deadline: _Deadline, host: str
+    response: httpcore.Response, limit: int, deadline: Deadline, host: str
 ) -> Iterator[bytes]:
     length = _header(response, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
@@ -349,7 +258,7 @@ def _body(
 
 
 def _limited(
-    response: httpcore.Response, limit: int, deadline: _Deadline, host: str
+    response: httpcore.Response, limit: int, deadline: Deadline, host: str
 ) -> Iterator[bytes]:
     received = 0
     try:
@@ -358,7 +267,7 @@ def _limited(
             if received > limit:
                 raise DownloadError(f"the result is larger than the limit of {limit} bytes")
             if deadline.passed():
-                raise _DeadlinePassed("deadline passed")
+                raise DeadlinePassed("deadline passed")
             if chunk:
                 yield chunk
     except _NETWORK_ERRORS as exc:
@@ -396,6 +305,6 @@ def open_download(
 
 @contextmanager
 def _open(url: str, rules: DownloadRules) -> Iterator[Download]:
-    deadline = _Deadline(rules.deadline, rules.idle_timeout)
+    deadline = Deadline(rules.deadline, rules.idle_timeout)
     with ExitStack() as stack:
         yield _follow(url, rules, deadline, stack)
