@@ -557,3 +557,12 @@ def test_an_invalid_redirect_target_is_refused(server: Server, net: Net, locatio
     message = refused(server.url(f"/redirect?to={quote(location, safe='')}"))
     assert "invalid" in message or "not a valid" in message
     assert len(net.connects) == 1
+
+
+def test_the_connection_guard_fails_loudly_rather_than_connecting(net: Net) -> None:
+    # Allowlisting the metadata address lets the download try it: the guard must stop the test
+    # with its own error, not be swallowed into a DownloadError.
+    net.dns["meta.test"] = ["169.254.169.254"]
+    policy = NetPolicy.from_options("allow", ["meta.test"], {})
+    with pytest.raises(AssertionError, match=r"tried to connect to 169\.254\.169\.254"):
+        fetch("http://meta.test/latest/meta-data/", rules(policy=policy))

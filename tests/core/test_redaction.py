@@ -20,6 +20,7 @@ from genstore._redaction import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field
 
 
 @dataclass(frozen=True)
@@ -334,3 +335,41 @@ def test_url_functions_never_raise_and_are_idempotent(text: str) -> None:
     for function in (redact_url, strip_signing):
         once = function(text)
         assert function(once) == once
+
+
+class Generate(BaseModel):
+    """A route's body model (module level: FastAPI resolves the annotation by name)."""
+
+    prompt: str
+    model: str  # never sent: its "missing" error echoes the whole body
+    steps: int
+    api_key: str = Field(pattern="^sk-")
+    password: str = Field(min_length=40)
+
+
+def test_a_real_fastapi_422_body_loses_the_secrets_it_echoes() -> None:
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/generate")
+    def generate(body: Generate) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    sent = {"prompt": "a cat", "steps": "many", "api_key": "plantedKey422", "password": "pw422x"}
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.post("/generate", json=sent)
+
+    answer = asyncio.run(post())
+    assert answer.status_code == 422
+    body = answer.json()
+    assert "plantedKey422" in json.dumps(body) and "pw422x" in json.dumps(body)
+    cleaned = json.dumps(redact(body))
+    assert "plantedKey422" not in cleaned and "pw422x" not in cleaned
+    assert "a cat" in cleaned and "many" in cleaned  # the rest of the echo is still there
