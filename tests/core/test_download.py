@@ -396,6 +396,7 @@ def test_private_to_private_redirects_follow_private_urls_allow(server: Server) 
         ("http://0177.0.0.1/", "not a valid URL"),
         ("http://1.2.3.4.5/", "not a valid address or host name"),
         ("http:///nohost", "no host"),
+        ("http://" + "a." * 127 + "test/", "not a valid host name"),
     ],
 )
 def test_bad_urls_are_refused_without_connecting(net: Net, url: str, expected: str) -> None:

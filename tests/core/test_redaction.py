@@ -94,6 +94,9 @@ def _structural_cases() -> list[Planted]:
         Planted("json echoed in text", f'echo: {{"password": "{_s("echo")}"}}', _s("echo")),
         Planted("pair after prose", f"error: password={_s('prose')}", _s("prose")),
         Planted("big body", big, _s("big")),
+        Planted("cookie string", {"raw": f"theme=dark; session={_s('ck')}; x=1"}, _s("ck")),
+        Planted("key= in text", f"GET /v1/models?alt=json&key={_s('gk')} failed", _s("gk")),
+        Planted("code= in text", f"callback code={_s('oc')}&state=1", _s("oc")),
     ]
 
 

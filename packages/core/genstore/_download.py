@@ -110,7 +110,9 @@ def _checked_url(text: str | httpx.URL) -> httpx.URL:
     if not url.raw_host:
         raise DownloadError("the result URL has no host")
     host = url.raw_host.decode("ascii", "replace")
-    if not _HOST_NAME.fullmatch(host) and _netguard.parse_ip_host(host) is None:
+    if len(host) > 253 or (
+        not _HOST_NAME.fullmatch(host) and _netguard.parse_ip_host(host) is None
+    ):
         raise DownloadError("the result URL's host is not a valid host name")
     return url
 

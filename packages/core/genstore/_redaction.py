@@ -14,8 +14,8 @@ the service.
 - ``redact_text(text)``: URLs in the text through ``redact_url``; ``Bearer``/``Basic``/``Token``
   credentials; JWT-shaped strings; PEM private keys; well-known API-key shapes (``sk-``, ``r8_``,
   ``AKIA``, ``AIza``, ``ghp_``, ``hf_``, ``xox?-``, ``sk_live_``); ``name=value``/``"name": "value"``
-  where the name is secret (bare ambiguous words such as ``key`` or ``pass`` excepted, so a prompt
-  saying "key: golden" survives).
+  where the name is secret (after ``:``, bare ambiguous words such as ``key`` or ``pass`` are
+  kept, so a prompt saying "key: golden" survives; ``key=``, ``session=``, ``code=`` are not).
 - ``redact_url(url)``: credentials (``user:pw@``) removed, secret query values replaced.
 - ``strip_signing(url)``: the URL to keep as ``source_url``: signing parameters of S3, GCS, Azure
   SAS and CloudFront signed URLs, ``token``/``sig``/``signature``-like and other secret
@@ -77,7 +77,7 @@ _KEY_SHAPES = re.compile(
     r"|[rsp]k_(?:live|test)_[A-Za-z0-9]{10,}+)"
 )
 _NAME_AND_SEPARATOR = re.compile(
-    r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127}+)\\?[\"']?[ \t]*+[:=][ \t]*+\\?[\"']?"
+    r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127}+)\\?[\"']?[ \t]*+(?P<sep>[:=])[ \t]*+\\?[\"']?"
 )
 _VALUE = re.compile(r"\[redacted\]|[^\s\"'&,;}\]\\]++")
 
@@ -216,8 +216,12 @@ class Redactor:
     def _secret_value_end(self, match: re.Match[str]) -> int | None:
         """Where the value after ``name=``/``name:`` ends, if the name is a secret's."""
         name = match.group("name")
-        words = name_words(name)
-        if (len(words) == 1 and words[0] in _TEXT_AMBIGUOUS) or not self.is_secret(name):
+        if match.group("sep") == "=":  # query, form or cookie syntax: name=value
+            secret = self.is_secret(name, in_query=True)
+        else:  # "name: value" is also prose ("a key: golden"): ambiguous bare words are kept
+            words = name_words(name)
+            secret = not (len(words) == 1 and words[0] in _TEXT_AMBIGUOUS) and self.is_secret(name)
+        if not secret:
             return None  # decided before looking at the value: each byte is scanned once
         value = _VALUE.match(match.string, match.end())
         return None if value is None or value.group() == REDACTED else value.end()
