@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 __all__ = ["StoreOptions"]
 
@@ -20,6 +21,20 @@ class StoreOptions:
     """Largest user image accepted by ``images.create`` (the seed's 10 MB)."""
     download_timeout: float = 60.0
     """Seconds without progress before a result download is abandoned."""
+    download_deadline: float = 300.0
+    """Total seconds one result download may take: resolving, connecting, every redirect and
+    every read together, however steadily the server trickles bytes. Past it the download is
+    abandoned and noted in ``result_error``."""
+    private_urls: Literal["allow", "deny"] | None = None
+    """Whether a result URL given directly may point at loopback, private (LAN) or other
+    non-public addresses: ``"allow"`` (self-hosted workers, ComfyUI on the LAN) or ``"deny"``
+    (services whose results may echo user-supplied URLs). None: the ``GENSTORE_PRIVATE_URLS``
+    environment variable, else ``"allow"``. Whatever this says, a redirect from a public address
+    into non-public space, and any link-local or cloud-metadata address (169.254.0.0/16,
+    fe80::/10, fd00:ec2::254, ...), are refused unless in ``url_allowlist``."""
+    url_allowlist: tuple[str, ...] = ()
+    """Host names (``comfy.lan``), addresses (``10.0.0.7``) and networks (``10.0.0.0/8``,
+    ``fd00::/8``) result downloads may always reach, whatever the rules above say."""
     url_expires: int = 3600
     """Lifetime of signed URLs handed out, in seconds."""
     known_inputs_ttl: float = 60.0

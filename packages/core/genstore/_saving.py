@@ -9,6 +9,7 @@ next idempotent retry indexes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -24,19 +25,20 @@ from pydantic import ValidationError
 
 from . import _keys
 from ._ids import new_operation_id, ulid_time
+from ._netguard import NetPolicy
 from ._options import StoreOptions
 from ._plugins import get_plugin_manager
 from ._recording.outputs import decode_data_url
 from ._records import ArtifactRef, OperationRecord, OperationStatus, SaveResult
+from ._redaction import strip_signing
 from ._save_request import Completion, JobCompletion, ResultSource, ResultURL, SaveRequest
 from ._sniff import extension_for, sniff_content_type
 from ._sources import Payload, Source, image_size, prepare
-from ._url import public_url
 from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
 if TYPE_CHECKING:
-    import httpx
+    from ._download import DownloadRules
 
 __all__ = ["KnownInputs", "Saver", "marker_key", "read_record"]
 
@@ -62,22 +64,24 @@ class Saver:
         self.catalog = catalog
         self.options = options
         self._known_inputs = known_inputs
-        self._http: httpx.Client | None = None
+        # Checked now, so a bad private_urls or allowlist fails when the store opens; the
+        # download module (httpx, ~0.5 s to import) is imported on the first download.
+        self._policy = NetPolicy.from_options(options.private_urls, options.url_allowlist)
+        self._rules: DownloadRules | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Release the download client, if one was made."""
-        if self._http is not None:
-            self._http.close()
+        """Nothing is held between downloads; kept for the Store's close sequence."""
 
-    def _http_client(self) -> httpx.Client:
+    def _download_rules(self) -> DownloadRules:
         with self._lock:
-            if self._http is None:
-                import httpx  # imported on first download: it costs ~0.5 s at start-up
+            if self._rules is None:
+                from ._download import DownloadRules
 
-                timeout = httpx.Timeout(self.options.download_timeout, connect=10.0)
-                self._http = httpx.Client(timeout=timeout, follow_redirects=True)
-            return self._http
+                self._rules = dataclasses.replace(
+                    DownloadRules.from_options(self.options), policy=self._policy
+                )
+            return self._rules
 
     def save(self, request: SaveRequest) -> SaveResult:
         """Write the inputs and outputs, commit the record, index it, run the hooks.
@@ -205,7 +209,7 @@ class Saver:
         return {
             "results": results,
             "result_error": "; ".join(errors) or None,
-            "result_source_url": public_url(urls[0]) if urls else None,
+            "result_source_url": strip_signing(urls[0]) if urls else None,
         }
 
     def _store_output(self, operation_id: str, index: int, output: ResultSource) -> ArtifactRef:
@@ -274,7 +278,7 @@ class Saver:
         from ._download import DownloadError, open_download
 
         try:
-            with open_download(self._http_client(), url, limit=self.options.max_result_bytes) as dl:
+            with open_download(url, self._download_rules()) as dl:
                 chunks = iter(dl.chunks)
                 first = next(chunks, b"")
                 content_type = sniff_content_type(first[:64], dl.content_type)
@@ -304,7 +308,7 @@ class Saver:
             content_type=content_type,
             width=width,
             height=height,
-            source_url=public_url(url),
+            source_url=strip_signing(url),
         )
         return ref
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from .exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_URL", "StoreURL", "parse_catalog_url", "parse_url", "public_url"]
+__all__ = ["DEFAULT_URL", "StoreURL", "parse_catalog_url", "parse_url"]
 
 DEFAULT_URL = "./genstore-data"
 
@@ -60,48 +60,3 @@ def parse_catalog_url(url: str) -> StoreURL:
     if parsed.scheme == "file":
         raise ConfigurationError(f"catalog {url!r}: give a URL such as sqlite:///path or a name")
     return parsed
-
-
-# Query parameters that make a URL a bearer credential: S3/GCS/Azure/CloudFront signatures and
-# the tokens providers put in result URLs. Compared lower-case; ``x-amz-`` and ``x-goog-`` are
-# prefixes.
-_SIGNING_PARAMS = frozenset(
-    {
-        "signature",
-        "sig",
-        "token",
-        "access_token",
-        "key-pair-id",
-        "policy",
-        "expires",
-        "googleaccessid",
-        "se",
-        "sp",
-        "sv",
-        "sr",
-        "st",
-        "spr",
-        "skoid",
-        "sktid",
-        "skt",
-        "ske",
-        "sks",
-        "skv",
-        "ss",
-        "srt",
-    }
-)
-_SIGNING_PREFIXES = ("x-amz-", "x-goog-")
-
-
-def public_url(url: str) -> str:
-    """``url`` without credentials: user info and signing query parameters are removed, so what
-    is kept says where a result came from without being able to fetch it again."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = [
-        (name, value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if name.lower() not in _SIGNING_PARAMS and not name.lower().startswith(_SIGNING_PREFIXES)
-    ]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
