@@ -542,7 +542,13 @@ def test_secrets_are_never_recorded(store: genstore.Store, tmp_path: Path) -> No
     records = store.history().items
     assert {r.prompt for r in records} == {"un chat", "un chien"}
     by_prompt = {r.prompt: r.parameters for r in records}
-    assert by_prompt["un chat"] == {"seed": "1", "options": {"provider": {}, "steps": 20}}
+    hidden = "[redacted]"
+    assert by_prompt["un chat"] == {
+        "seed": "1",
+        "apiKey": hidden,
+        "options": {"provider": {"access_token": hidden}, "steps": 20},
+        "internal_note": hidden,
+    }
     assert by_prompt["un chien"] is None
     for path, data in all_stored_bytes(tmp_path / "store"):
         for secret in SECRETS:
@@ -557,7 +563,12 @@ def test_redact_names_option(spy: SpyStore) -> None:
     scope = http_scope("/api/generate/x", headers=[("content-type", "application/json")])
     asyncio.run(call(middleware, scope, request_messages([body])))
     assert middleware.flush(5)
-    assert spy.recorder.submitted[0].kwargs["parameters"] == {"size": 2}
+    hidden = "[redacted]"
+    assert spy.recorder.submitted[0].kwargs["parameters"] == {
+        "email": hidden,
+        "PHONE": hidden,
+        "size": 2,
+    }
 
 
 def test_without_a_store_records_go_to_the_default_store(store: genstore.Store) -> None:

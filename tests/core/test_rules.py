@@ -62,7 +62,7 @@ def test_generation_parameters_are_not_secret(name: str) -> None:
     assert not is_secret_name(name)
 
 
-def test_clean_drops_secret_names_at_any_depth_and_keeps_the_rest() -> None:
+def test_clean_redacts_secret_names_at_any_depth_and_keeps_the_rest() -> None:
     redactor = Redactor(["Email"])
     value = {
         "a": 1,
@@ -70,9 +70,11 @@ def test_clean_drops_secret_names_at_any_depth_and_keeps_the_rest() -> None:
         "nested": {"token": "y", "list": [{"password": "z", "ok": True}], "email": "e"},
         "items": ["token", "password"],  # values are kept: only names are judged
     }
+    hidden = "[redacted]"
     assert redactor.clean(value) == {
         "a": 1,
-        "nested": {"list": [{"ok": True}]},
+        "api_key": hidden,
+        "nested": {"token": hidden, "list": [{"password": hidden, "ok": True}], "email": hidden},
         "items": ["token", "password"],
     }
 

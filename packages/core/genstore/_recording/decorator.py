@@ -59,7 +59,7 @@ from ..exceptions import InvalidInput
 from .extract import extract_results
 from .items import unlink_all
 from .outputs import decode_base64_media, result_sources
-from .rules import is_secret_name
+from .rules import is_secret_name, redact, redact_text
 
 if TYPE_CHECKING:
     from .._store import Store
@@ -284,7 +284,7 @@ class _Call:
             fields = self._fields(owned)
             fields["duration_ms"] = duration_ms
             if error is not None:
-                fields["error"] = error_text(error)
+                fields["error"] = redact_text(error_text(error) or "")
             elif result is not _MISSING:
                 _add_result(fields, result, self.spec)
             self.spec.recorder_submit(owned, fields)
@@ -330,7 +330,7 @@ class _Call:
         return {
             "operation_type": spec.operation_type,
             "prompt": prompt,
-            "parameters": parameters or None,
+            "parameters": redact(parameters) or None,
             "input_images": images,
             "user_id": user,
         }
@@ -437,7 +437,8 @@ def _add_result(fields: dict[str, Any], value: Any, spec: _Spec) -> None:
         return
     structured = _structured(value)
     kept = structured if structured is not _MISSING else value
-    fields["parameters"] = dict(fields.get("parameters") or {}, **{"return": _json_safe(kept)})
+    returned = redact(_json_safe(kept))
+    fields["parameters"] = dict(fields.get("parameters") or {}, **{"return": returned})
 
 
 def _structured(value: Any) -> Any:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urljoin
 
+from .._redaction import redact_url
 from .._save_request import ResultSource, ResultURL
 from .._sniff import sniff_content_type
 
@@ -175,5 +176,6 @@ def result_sources(
         elif base_url is not None:
             found.append(ResultURL(urljoin(base_url, output.value)))
         else:
-            notes.append(f"relative result URL {output.value[:100]!r} needs a base_url to fetch")
+            shown = redact_url(output.value)[:100]
+            notes.append(f"relative result URL {shown!r} needs a base_url to fetch")
     return found, notes

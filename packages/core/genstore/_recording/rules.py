@@ -1,5 +1,5 @@
-"""The recording rules the decorator, the middleware and the service share: which names are
-secrets (dropped at any depth), which fields of a returned value hold the result, and how a failed
+"""The recording rules the decorator, the middleware and the service share: what is a secret
+(``genstore._redaction``'s one rule set, redacted at any depth), which fields of a returned value hold the result, and how a failed
 response's error text is read.
 
 Request headers are never recorded at all (so ``Authorization`` and cookies cannot leak); what is
@@ -8,12 +8,11 @@ recorded — arguments, query parameters, JSON fields and form fields — goes t
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-import re
-from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
+
+from .._redaction import Redactor as _Redactor
+from .._redaction import SecretNames, is_secret_name, redact, redact_text
 
 __all__ = [
     "RESULT_FIELDS",
@@ -22,95 +21,28 @@ __all__ = [
     "clip",
     "error_message",
     "is_secret_name",
+    "redact",
+    "redact_text",
 ]
 
-logger = logging.getLogger(__name__)
-
-Redact: TypeAlias = Iterable[str] | Callable[[str], bool]
-"""More field names to drop (case-insensitive), or a predicate given a name: True drops it."""
-
-# Whole words of a name (``x-api-key`` -> x, api, key; ``accessToken`` -> access, token).
-# ``tokens`` is deliberately absent: ``max_tokens`` is a generation parameter, not a credential.
-_SECRET_WORDS = frozenset(
-    {
-        "apikey",
-        "key",
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "auth",
-        "authorization",
-        "cookie",
-        "cookies",
-        "credential",
-        "credentials",
-        "session",
-        "sessionid",
-        "jwt",
-        "bearer",
-        "signature",
-        "accesstoken",
-        "refreshtoken",
-        "apitoken",
-        "secretkey",
-        "accesskey",
-        "privatekey",
-        "clientsecret",
-    }
-)
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+Redact: TypeAlias = SecretNames
+"""More names to treat as secret (compared without case or separators), or a predicate given a
+name: True redacts it (a predicate that raises redacts)."""
 
 
-@functools.lru_cache(maxsize=4096)  # the same few names come back with every request
-def is_secret_name(name: str) -> bool:
-    """Whether a parameter name looks like a credential (api_key, X-Api-Key, accessToken, ...)."""
-    words = _NON_ALNUM.split(_CAMEL_BOUNDARY.sub("_", name).lower())
-    return any(word in _SECRET_WORDS for word in words) or "".join(words) in _SECRET_WORDS
+class Redactor(_Redactor):
+    """The one rule set of ``genstore._redaction`` with the application's own names, in the form
+    the recorders use it: whole form and query fields dropped, JSON documents cleaned."""
 
-
-class Redactor:
-    """Drops credential-like names, plus the names (or the predicate) the application gives."""
-
-    __slots__ = ("_names", "_predicate")
-
-    def __init__(self, redact: Redact = ()) -> None:
-        self._predicate: Callable[[str], bool] | None = None
-        self._names: frozenset[str] = frozenset()
-        if callable(redact):
-            self._predicate = redact
-        elif isinstance(redact, str):
-            self._names = frozenset({redact.lower()})
-        else:
-            self._names = frozenset(name.lower() for name in redact)
+    __slots__ = ()
 
     def drops(self, name: str) -> bool:
-        """Whether the field ``name`` must not be recorded."""
-        if is_secret_name(name) or name.lower() in self._names:
-            return True
-        if self._predicate is None:
-            return False
-        try:
-            return bool(self._predicate(name))
-        except Exception:
-            # Fail closed: a broken predicate must not let a secret through.
-            logger.exception("genstore: the redact callable raised for %r; dropping it", name)
-            return True
+        """Whether the form or query field ``name`` must not be recorded at all."""
+        return self.is_secret(name, in_query=True)
 
     def clean(self, value: Any) -> Any:
-        """``value`` with every dropped name removed from its objects, at any depth."""
-        if isinstance(value, dict):
-            return {
-                key: self.clean(item)
-                for key, item in value.items()
-                if not (isinstance(key, str) and self.drops(key))
-            }
-        if isinstance(value, list):
-            return [self.clean(item) for item in value]
-        return value
+        """``value`` with every secret replaced by ``[redacted]``, at any depth (see ``redact``)."""
+        return self.redact(value)
 
 
 # -- results and errors ---------------------------------------------------------------------------
@@ -162,6 +94,7 @@ def error_message(body: bytes, content_type: str, status_code: int) -> str:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
+        parsed = redact(parsed)  # an error body may echo the request (a 422 with its inputs)
         if isinstance(parsed, dict):
             for name in _ERROR_FIELDS:
                 value = parsed.get(name)
@@ -170,7 +103,7 @@ def error_message(body: bytes, content_type: str, status_code: int) -> str:
                 if value not in (None, "", [], {}):
                     message = value if isinstance(value, str) else json.dumps(value)
                     return clip(message)
-    return clip(text) if text else f"HTTP {status_code}"
+    return clip(redact_text(text)) if text else f"HTTP {status_code}"
 
 
 def clip(message: str) -> str:

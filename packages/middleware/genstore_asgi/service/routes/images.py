@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 
 import genstore
+from genstore._redaction import redact
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -53,7 +54,8 @@ def _decoded(image_data: str) -> str | bytes:
 
 async def create_image(request: Request, ctx: RequestContext) -> Response:
     body = validate(CreateImage, await ctx.body(request))
-    prompt, metadata, image = body.prompt, body.metadata, _decoded(body.imageData)
+    # The one redaction rule set: an image's metadata never keeps a credential a client put in.
+    prompt, metadata, image = body.prompt, redact(body.metadata), _decoded(body.imageData)
     del body  # the base64 text: only the decoded image stays alive while the store works
     record = await ctx.run(
         ctx.store.images.create,
