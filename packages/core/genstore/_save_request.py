@@ -24,6 +24,8 @@ from .exceptions import InvalidInput
 __all__ = [
     "MAX_IDEMPOTENCY_KEY",
     "Completion",
+    "FetchFailed",
+    "Fetched",
     "JobCompletion",
     "ResultSource",
     "ResultURL",
@@ -43,8 +45,28 @@ class ResultURL:
     url: str
 
 
-ResultSource: TypeAlias = Union[ResultURL, Source]  # noqa: UP007 - Source holds a string forward ref
-"""One output of an operation: a URL to download, or the bytes/path/file/PIL image itself."""
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """An output already downloaded into a local file (by the recorder, while the store was down:
+    provider URLs expire), and where it came from."""
+
+    path: str
+    source_url: str
+    """The URL, signing parameters removed."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailed:
+    """An output whose download failed when the recorder fetched it (kept in ``result_error``)."""
+
+    source_url: str
+    """The URL, signing parameters removed."""
+    error: str
+
+
+ResultSource: TypeAlias = Union[ResultURL, Fetched, FetchFailed, Source]  # noqa: UP007
+"""One output of an operation: a URL to download, a fetched or failed download, or the
+bytes/path/file/PIL image itself (``Source`` holds a string forward reference, hence ``Union``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +321,8 @@ def _outputs(
     if items is None:
         return ()
     _check_list(items, "results")
-    return tuple(o if isinstance(o, ResultURL) else _snapshot(o) for o in items)
+    kept = (ResultURL, Fetched, FetchFailed)
+    return tuple(o if isinstance(o, kept) else _snapshot(o) for o in items)
 
 
 def _request_info(request: RequestInfo | dict[str, Any] | None) -> RequestInfo | None:

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -31,7 +32,15 @@ from ._plugins import get_plugin_manager
 from ._recording.outputs import decode_data_url
 from ._records import ArtifactRef, OperationRecord, OperationStatus, SaveResult
 from ._redaction import strip_signing
-from ._save_request import Completion, JobCompletion, ResultSource, ResultURL, SaveRequest
+from ._save_request import (
+    Completion,
+    Fetched,
+    FetchFailed,
+    JobCompletion,
+    ResultSource,
+    ResultURL,
+    SaveRequest,
+)
 from ._sniff import extension_for, sniff_content_type
 from ._sources import Payload, Source, image_size, prepare
 from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
@@ -206,6 +215,7 @@ class Saver:
                 errors.append(where + str(exc))
         # A data: URL is the output itself, not where it came from: never kept as a source.
         urls = [o.url for o in outputs if isinstance(o, ResultURL) and not _is_data(o.url)]
+        urls += [o.source_url for o in outputs if isinstance(o, Fetched | FetchFailed)]
         return {
             "results": results,
             "result_error": "; ".join(errors) or None,
@@ -213,6 +223,11 @@ class Saver:
         }
 
     def _store_output(self, operation_id: str, index: int, output: ResultSource) -> ArtifactRef:
+        if isinstance(output, Fetched):
+            ref = self._store_result(operation_id, index, output.path)
+            return ref.model_copy(update={"source_url": output.source_url})
+        if isinstance(output, FetchFailed):
+            raise _OutputFailed(output.error)
         if isinstance(output, ResultURL):
             decoded = decode_data_url(output.url)
             if decoded is not None:
@@ -273,6 +288,20 @@ class Saver:
             return _artifact_ref(key, payload)
         finally:
             payload.close()
+
+    def fetch(self, url: str, path: Path) -> str | None:
+        """Download ``url`` into the new file ``path`` under the store's download rules (the
+        recorder fetches results at once when the store is down); the error, or None."""
+        from ._download import DownloadError, open_download
+
+        try:
+            with open_download(url, self._download_rules()) as dl, open(path, "xb") as out:
+                for chunk in dl.chunks:
+                    out.write(chunk)
+        except DownloadError as exc:
+            path.unlink(missing_ok=True)
+            return str(exc)
+        return None
 
     def _download_result(self, operation_id: str, index: int, url: str) -> ArtifactRef:
         from ._download import DownloadError, open_download

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import JsonValue
@@ -248,6 +249,11 @@ class Store:
     def save(self, request: SaveRequest) -> SaveResult:
         """Save a checked ``SaveRequest`` (what ``save_complete_operation`` builds)."""
         return self._saver.save(request)
+
+    def fetch(self, url: str, path: Path) -> str | None:
+        """Download ``url`` into the new file ``path`` under this store's download rules (what the
+        recorder does with result URLs when the store is down); the error, or None."""
+        return self._saver.fetch(url, path)
 
     def complete_job(self, job: JobCompletion) -> SaveResult:
         """Complete the operation started for ``job.job_id`` (as ``complete_operation``), or save

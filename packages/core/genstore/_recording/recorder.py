@@ -187,8 +187,8 @@ class Recorder(RecorderWorker):
                         self._pending += 1
                     except queue.Full:
                         queued = False
-            if not queued:
-                self._to_spool(item)
+            if not queued:  # spooled in the caller's thread: no download there
+                self._to_spool(item, fetch=False)
         except Exception:
             logger.exception("genstore: recording failed; the record is dropped")
             self._count("dropped")

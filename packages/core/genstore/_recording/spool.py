@@ -32,7 +32,7 @@ from typing import Any
 
 from .._ids import new_ulid, ulid_time
 from .items import Recordable
-from .spool_format import SPOOL_FORMAT, decode_request, encode_request, fsync_dir
+from .spool_format import SPOOL_FORMAT, Fetch, decode_request, encode_request, fsync_dir
 
 try:
     import fcntl
@@ -153,8 +153,15 @@ class Spool:
 
     # -- writing --
 
-    def write(self, request: Recordable, *, owned: Collection[str | os.PathLike[str]] = ()) -> str:
-        """Spool one request; return its ulid. ``owned`` paths are moved in (or deleted if unused).
+    def write(
+        self,
+        request: Recordable,
+        *,
+        owned: Collection[str | os.PathLike[str]] = (),
+        fetch: Fetch | None = None,
+    ) -> str:
+        """Spool one request; return its ulid. ``owned`` paths are moved in (or deleted if unused);
+        with ``fetch``, result URLs are downloaded into the record now (see ``encode_request``).
 
         ``InvalidInput``: the call could never be saved (nothing is spooled, owned files are
         deleted). ``OSError``: the spool's disk failed.
@@ -165,7 +172,7 @@ class Spool:
         temp = self.path / f"tmp-{self.owner}-{ulid}"
         temp.mkdir()
         try:
-            doc = encode_request(request, temp, owned=owned_abs, fsync=self.fsync)
+            doc = encode_request(request, temp, owned=owned_abs, fsync=self.fsync, fetch=fetch)
             doc["spooled_at"] = datetime.now(UTC).isoformat()
             _write_json(temp / "call.json", doc, self.fsync)
             fsync_dir(temp, self.fsync)

@@ -10,17 +10,25 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .._save_request import JobCompletion, ResultSource, ResultURL, SaveRequest
+from .._redaction import strip_signing
+from .._save_request import (
+    Fetched,
+    FetchFailed,
+    JobCompletion,
+    ResultSource,
+    ResultURL,
+    SaveRequest,
+)
 from .._sources import is_pil_image
 from ..exceptions import InvalidInput
 from .items import Recordable
 
-__all__ = ["SPOOL_FORMAT", "decode_request", "encode_request", "fsync_dir"]
+__all__ = ["SPOOL_FORMAT", "Fetch", "decode_request", "encode_request", "fsync_dir"]
 
 SPOOL_FORMAT = 2
 """Version of ``call.json``; a newer version is left alone for a newer genstore to replay."""
@@ -28,8 +36,17 @@ SPOOL_FORMAT = 2
 _CHUNK = 1024 * 1024
 
 
+Fetch = Callable[[str, Path], "str | None"]
+"""Downloads a URL into a new file; returns the error, or None (``Store.fetch``)."""
+
+
 def encode_request(
-    request: Recordable, folder: Path, *, owned: Collection[str] = (), fsync: bool = True
+    request: Recordable,
+    folder: Path,
+    *,
+    owned: Collection[str] = (),
+    fsync: bool = True,
+    fetch: Fetch | None = None,
 ) -> dict[str, Any]:
     """Write ``request``'s sources into ``folder`` and return the JSON document describing it.
 
@@ -49,8 +66,8 @@ def encode_request(
         ]
     }
     outputs = [
-        {"url": output.url}
-        if isinstance(output, ResultURL)
+        _encode_output(output, folder, f"out-{i}", fetch)
+        if isinstance(output, ResultURL | Fetched | FetchFailed)
         else {"file": _write_source(output, folder, f"out-{i}", owned, moved, fsync)}
         for i, output in enumerate(request.outputs)
     ]
@@ -109,10 +126,38 @@ def decode_request(doc: Mapping[str, Any], folder: Path) -> Recordable:
     return request if job_id is None else JobCompletion(job_id=str(job_id), fallback=request)
 
 
+def _encode_output(
+    output: ResultURL | Fetched | FetchFailed, folder: Path, stem: str, fetch: Fetch | None
+) -> dict[str, Any]:
+    """A URL output is downloaded now when ``fetch`` is given (provider URLs expire, and a signed
+    URL is a credential the spool should not keep); else it is kept to download at replay."""
+    if isinstance(output, FetchFailed):
+        return {"failed": output.source_url, "error": output.error}
+    if isinstance(output, Fetched):  # already fetched (a replayed record spooled again)
+        return {"fetched": output.source_url, "file": _copy_in(output.path, folder, stem)}
+    if fetch is None or output.url[:5].lower() == "data:":
+        return {"url": output.url}
+    target = folder / f"{stem}.bin"
+    error = fetch(output.url, target)
+    source = strip_signing(output.url)
+    if error is not None:
+        return {"failed": source, "error": error}
+    return {"fetched": source, "file": target.name}
+
+
+def _copy_in(path: str, folder: Path, stem: str) -> str:
+    target = folder / f"{stem}.bin"
+    _copy_path(path, target, fsync=False)
+    return target.name
+
+
 def _decode_output(item: Mapping[str, Any], folder: Path) -> ResultSource:
     if "url" in item:
         return ResultURL(str(item["url"]))
-    return str(_inside(folder, item["file"]))
+    if "failed" in item:
+        return FetchFailed(str(item["failed"]), str(item["error"]))
+    path = str(_inside(folder, item["file"]))
+    return Fetched(path, str(item["fetched"])) if "fetched" in item else path
 
 
 def _inside(folder: Path, name: object) -> Path:

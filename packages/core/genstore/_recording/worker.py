@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Literal, Protocol
 
 from .._records import SaveResult
@@ -39,6 +40,10 @@ class SaveTarget(Protocol):
 
     def complete_job(self, job: JobCompletion) -> SaveResult:
         """Complete a started job, or save its fallback."""
+        ...
+
+    def fetch(self, url: str, path: Path) -> str | None:
+        """Download ``url`` into the new file ``path``; the error, or None."""
         ...
 
 
@@ -142,14 +147,17 @@ class RecorderWorker:
             item.copied.wait(30.0)
         unlink_all(item.owned)
 
-    def _to_spool(self, item: Item) -> None:
+    def _to_spool(self, item: Item, *, fetch: bool = True) -> None:
+        """Spool ``item``; ``fetch``: download its result URLs into the spool first (they expire,
+        and signed ones are credentials), as the worker does; the caller's thread does not."""
         with self._lock:
             copy_taken, item.spooled = item.spooled, True
         if copy_taken:  # close() spooled a copy while the save ran
             self._finish(item)
             return
         try:
-            ulid = self._spool.write(item.request, owned=item.owned)
+            fetcher = self._target.fetch if fetch else None
+            ulid = self._spool.write(item.request, owned=item.owned, fetch=fetcher)
         except InvalidInput as exc:
             logger.warning("genstore: record cannot be spooled (%s): %s", item.key, exc)
             self._count("rejected")
