@@ -11,6 +11,14 @@ from helpers import FileServer, need_server
 pytest_plugins: list[str] = ["s3_fixtures", "provider_clients"]
 
 
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spools (under the user's state directory) land in a fresh folder per test, never in the
+    developer's home; child processes inherit it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("GENSTORE_SPOOL_DIR", raising=False)
+
+
 @pytest.fixture
 def file_server() -> Iterator[FileServer]:
     """A loopback HTTP server to serve provider result URLs."""

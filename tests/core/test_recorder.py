@@ -581,21 +581,55 @@ def test_a_broken_spool_disk_counts_dropped_and_never_raises(
         recorder.close(timeout=1)
 
 
-def test_default_spool_dirs(
+def test_the_spool_lives_outside_the_store(
     rec_store: tuple[Store, SwitchableBlobs], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, _ = rec_store
-    assert default_spool_dir(store.blobs) == tmp_path / "store" / ".spool"
+    local = default_spool_dir(store.blobs)
+    state = Path(os.environ["XDG_STATE_HOME"])
+    assert local.parent == state / "genstore" / "spool" and len(local.name) == 16
+    assert not local.is_relative_to(tmp_path / "store")
     with genstore.open_store("memory://rec-spool-test") as remote:
+        assert default_spool_dir(remote.blobs) != local  # one folder per store
         monkeypatch.setenv("GENSTORE_SPOOL_DIR", str(tmp_path / "env"))
-        env_dir = default_spool_dir(remote.blobs)
-        assert env_dir.parent == tmp_path / "env" and len(env_dir.name) == 16
-        monkeypatch.delenv("GENSTORE_SPOOL_DIR")
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-        assert (
-            default_spool_dir(remote.blobs)
-            == tmp_path / "cache" / "genstore" / "spool" / env_dir.name
-        )
+        assert default_spool_dir(remote.blobs).parent == tmp_path / "env"
+
+
+def test_records_left_in_the_old_spool_inside_the_store_are_moved_and_replayed(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    with genstore.open_store(root) as store:
+        old = Spool(root / ".spool", fsync=False)
+        for i in range(3):
+            old.write(req({"operation_type": "t", "prompt": f"old{i}", "input_images": [b"i"]}))
+        old.close()
+    with genstore.open_store(root) as store:
+        recorder = store.recorder
+        assert not list((root / ".spool").glob("rec-*"))
+        wait_until(lambda: len(stored(store)) == 3, "the moved records to replay")
+        assert sorted(r.prompt or "" for r in stored(store)) == ["old0", "old1", "old2"]
+        assert recorder.counters.replayed == 3
+
+
+def test_a_store_whose_folder_fails_keeps_recording_into_the_spool(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with genstore.open_store(root) as store:
+        recorder = store.recorder
+        recorder._base_backoff = recorder._max_backoff = 0.01
+        moved = tmp_path / "store-gone"
+        root.rename(moved)
+        root.write_bytes(b"")  # the store's folder is now a file: every write fails
+        for i in range(20):
+            recorder.submit(operation_type="t", prompt=f"p{i}", input_images=[b"in%d" % i])
+        assert recorder.flush(WAIT)
+        assert recorder.counters.dropped == 0 and recorder.counters.spooled == 20
+        assert recorder.spool_dir.exists() and not recorder.spool_dir.is_relative_to(moved)
+        root.unlink()
+        moved.rename(root)
+        wait_until(lambda: recorder.counters.replayed == 20, "the spool to replay")
+    with genstore.open_store(root) as store:
+        assert sorted(r.prompt or "" for r in stored(store)) == sorted(f"p{i}" for i in range(20))
 
 
 _CHILD = """

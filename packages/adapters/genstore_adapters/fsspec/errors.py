@@ -11,7 +11,6 @@ from genstore.exceptions import (
     AuthError,
     BackendUnavailable,
     GenstoreError,
-    InvalidInput,
     NotFound,
 )
 
@@ -28,8 +27,12 @@ def translate(exc: BaseException, key: str) -> GenstoreError:
         return AlreadyExists(f"a blob already exists at {key!r}")
     if isinstance(exc, PermissionError):
         return AuthError(f"permission denied on {key!r}: {exc}")
-    if isinstance(exc, (IsADirectoryError, NotADirectoryError)):
-        return InvalidInput(f"{key!r} is not a blob key here: {exc}")
+    if isinstance(exc, IsADirectoryError):  # a folder (a prefix of other keys), not a blob
+        return NotFound(f"no blob at {key!r}")
+    if isinstance(exc, NotADirectoryError):
+        # Keys are checked before a backend sees them: a file where a folder must be means the
+        # store's own layout is broken (its root replaced, its disk remounted), not a bad key.
+        return BackendUnavailable(f"storage layout broken at {key!r}: {exc.strerror}")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return BackendUnavailable(f"storage cannot be written ({exc.strerror}) at {key!r}")
     return BackendUnavailable(f"storage error on {key!r}: {type(exc).__name__}: {exc}")

@@ -36,7 +36,13 @@ from .items import Item, Recordable, unlink_all
 from .spool import Spool, SpoolStatus
 from .worker import RecorderWorker, SaveTarget
 
-__all__ = ["Recorder", "RecorderCounters", "SpoolStatus", "default_spool_dir"]
+__all__ = [
+    "Recorder",
+    "RecorderCounters",
+    "SpoolStatus",
+    "default_spool_dir",
+    "legacy_spool_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,22 +75,26 @@ class RecordTarget(SaveTarget, Protocol):
 
 
 def default_spool_dir(blobs: BlobStore) -> Path:
-    """``<root>/.spool`` for local stores; else a per-store folder under ``$GENSTORE_SPOOL_DIR``
-    or ``$XDG_CACHE_HOME/genstore/spool`` (``~/.cache``), named by the store URL's SHA-256.
+    """A per-store folder under ``$GENSTORE_SPOOL_DIR``, else ``$XDG_STATE_HOME/genstore/spool``
+    (``~/.local/state``), named by the store URL's SHA-256.
 
+    Never inside the store: a store whose own disk fails or fills keeps recording into the spool.
     The per-store folder keeps two stores that share one spool root from replaying each other's
     records.
     """
-    root = blobs.local_root()
-    if root is not None:
-        return root / ".spool"
     url = blobs.url or repr(blobs)
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     env = os.environ.get("GENSTORE_SPOOL_DIR")
     if env:
         return Path(env).expanduser() / digest
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "genstore" / "spool" / digest
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "genstore" / "spool" / digest
+
+
+def legacy_spool_dir(blobs: BlobStore) -> Path | None:
+    """Where genstore before 0.2 spooled a local store's records (``<root>/.spool``)."""
+    root = blobs.local_root()
+    return None if root is None else root / ".spool"
 
 
 class Recorder(RecorderWorker):
@@ -119,6 +129,9 @@ class Recorder(RecorderWorker):
         self._poll_interval = poll_interval
         self._closed = False
         self._setup()
+        legacy = legacy_spool_dir(store.blobs) if spool_dir is None else None
+        if legacy is not None and legacy.is_dir():
+            self._adopt(legacy)
         _live.add(self)
         try:
             leftovers = self._spool.has_records()
@@ -126,6 +139,15 @@ class Recorder(RecorderWorker):
             leftovers = False
         if leftovers:  # an earlier process left records: replay them without waiting for traffic
             self.start()
+
+    def _adopt(self, legacy: Path) -> None:
+        try:
+            moved = self._spool.adopt(legacy)
+        except OSError as exc:
+            logger.error("genstore: records left in %s could not be moved: %s", legacy, exc)
+            return
+        if moved:
+            logger.info("genstore: %d records moved from %s to %s", moved, legacy, self.spool_dir)
 
     def __repr__(self) -> str:
         return f"<genstore.Recorder spool={str(self._spool.path)!r} {self.counters}>"

@@ -193,6 +193,25 @@ class Spool:
         """Ulids of the records waiting, oldest first."""
         return sorted(name[4:] for name in self._names() if name.startswith("rec-"))
 
+    def adopt(self, other: Path) -> int:
+        """Move the waiting records of another spool folder into this one; return how many.
+
+        Each is copied into a ``tmp-`` folder, renamed in, then deleted from ``other``: a crash
+        leaves at worst a record in both, which replays once (records keep their idempotency).
+        """
+        self.open()
+        moved = 0
+        for source in sorted(other.glob("rec-*")):
+            if not (source / "call.json").is_file():
+                continue
+            _, ulid = new_ulid()
+            temp = self.path / f"tmp-{self.owner}-{ulid}"
+            shutil.copytree(source, temp)
+            os.rename(temp, self.path / f"rec-{ulid}")
+            shutil.rmtree(source, ignore_errors=True)
+            moved += 1
+        return moved
+
     def has_records(self) -> bool:
         """Whether any record waits or is claimed (cheap: one directory listing)."""
         return any(name.startswith(("rec-", "claimed-")) for name in self._names())
