@@ -36,6 +36,8 @@ FINDINGS = (
     ("stale_index", "stale index row"),
     ("unreferenced_inputs", "unreferenced input"),
     ("corrupt", "corrupt record"),
+    ("corrupt_index", "corrupt catalog row"),
+    ("needs_reindex", "catalog to rebuild"),
 )
 
 
