@@ -33,6 +33,7 @@ from ..exceptions import (
     InvalidInput,
     NotFound,
 )
+from ._exists import require_store
 from ._parse import parse_duration, parse_time
 
 __all__ = [
@@ -100,9 +101,15 @@ class State:
         self.err = make_console(stderr=True)
         self._store: Store | None = None
 
-    def store(self) -> Store:
-        """The store named by ``--url``/``--catalog`` (or the environment), opened on first use."""
+    def store(self, *, must_exist: bool = False) -> Store:
+        """The store named by ``--url``/``--catalog`` (or the environment), opened on first use.
+
+        ``must_exist`` (commands that only read): where there is no store, raise
+        ``ConfigurationError("no genstore store at …")`` (exit 3) and create nothing.
+        """
         if self._store is None:
+            if must_exist:
+                require_store(self.url)
             self._store = open_store(self.url, catalog=self.catalog)
         return self._store
 
