@@ -16,7 +16,6 @@ corrupt. ``genstore reindex`` or ``genstore verify --fix`` refills it.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -30,8 +29,6 @@ __all__ = [
     "record_recreation",
     "reindex_reason",
 ]
-
-logger = logging.getLogger(__name__)
 
 _MAGIC = b"SQLite format 3\x00"
 _BROKEN_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
@@ -88,12 +85,6 @@ def move_aside(path: Path) -> Path | None:
         companion = path.with_name(path.name + suffix)
         with contextlib.suppress(FileNotFoundError):
             os.rename(companion, target.with_name(target.name + suffix))
-    logger.warning(
-        "the SQLite catalog %s was not a database: moved to %s and recreated empty; "
-        "run `genstore reindex` (or `genstore verify --fix`) to rebuild it",
-        path,
-        target,
-    )
     return target
 
 
