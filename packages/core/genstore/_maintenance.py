@@ -389,7 +389,11 @@ class Maintenance:
         corrupt_ids: set[str],
     ) -> _Scan:
         reason = self.catalog.needs_reindex()
-        report.needs_reindex = [reason] if reason is not None else []
+        if reason is not None:
+            # --fix rebuilds the whole catalog: listing every record as unindexed would bury
+            # the one finding that matters.
+            report.needs_reindex = [reason]
+            return _Scan(report, records, images, [], [])
         report.corrupt_index = sorted(self.catalog.unreadable_rows())
         unreadable = set(report.corrupt_index)
         indexed = set(self.catalog.operation_ids())

@@ -70,7 +70,12 @@ class SQLiteCatalog(Catalog):
             if not is_broken_file(exc.__cause__ or exc):
                 raise
             self.close()
-            moved_to = move_aside(self.path)
+            try:
+                moved_to = move_aside(self.path)
+            except OSError as moving:
+                raise BackendUnavailable(
+                    f"{self.where} is not a database and cannot be moved aside: {moving}"
+                ) from moving
             self._run(lambda c: ensure_schema(c, self.store))
             if moved_to is not None:
                 self._run(lambda c: record_recreation(c, moved_to))
