@@ -102,7 +102,7 @@ def test_an_unlisted_code_fails_at_once_on_postgres(code: str) -> None:
 # -- refusals at connect time, which libpq reports without their SQLSTATE ------------------------
 
 _NAMES = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\n'),
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters='"\n'),
     min_size=1,
     max_size=40,
 )

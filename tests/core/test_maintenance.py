@@ -31,7 +31,8 @@ def _ids(store: genstore.Store) -> list[str]:
 
 @pytest.mark.parametrize("field", ["corrupt_index", "needs_reindex"])
 def test_a_finding_about_the_catalog_is_not_ok_and_is_reported(field: str) -> None:
-    report = VerifyReport(**{field: ["x"]})
+    report = VerifyReport()
+    setattr(report, field, ["x"])
     assert not report.ok
     assert report.as_dict()[field] == ["x"] and report.as_dict()["ok"] is False
 
