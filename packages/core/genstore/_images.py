@@ -32,7 +32,7 @@ from ._ids import check_id, new_image_id
 from ._keys import IMAGES_PREFIX, image_blob_key, image_record_key, parse_key
 from ._records import ImageRecord, ImageStatus, Page
 from ._validation import check_metadata, check_png, check_status, decode_image_data, sanitize_prompt
-from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
+from .exceptions import AlreadyExists, CorruptRecord, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
 __all__ = ["MAX_PAGE_SIZE", "ImagesAPI"]
@@ -277,8 +277,10 @@ class ImagesAPI:
         try:
             record = ImageRecord.model_validate_json(data)
         except ValidationError as exc:
-            raise GenstoreError(
-                f"image record {key} is corrupt: {exc.errors()[0]['msg']}"
+            raise CorruptRecord(
+                f"image record {key} is corrupt: {exc.errors()[0]['msg']}",
+                key=f"{user_id}/{image_id}",
+                kind="image",
             ) from None
         if record.user_id != user_id or record.image_id != image_id:
             raise GenstoreError(f"image record {key} names another image")
