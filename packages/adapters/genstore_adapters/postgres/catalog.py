@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -147,7 +148,7 @@ class PostgresCatalog(Catalog):
             raise BackendUnavailable(f"{what}: the PostgreSQL catalog {self.url} is closed")
 
         def attempt(seconds_left: float) -> T:
-            self._open_pool()
+            self._open_pool(seconds_left)
             with self._pool.connection(timeout=seconds_left) as conn:
                 try:
                     if not self._ready:
@@ -166,7 +167,7 @@ class PostgresCatalog(Catalog):
 
         return retrying(attempt, what=what, deadline=self.settings.deadline, explain=self._explain)
 
-    def _open_pool(self) -> None:
+    def _open_pool(self, seconds_left: float) -> None:
         """Connect once directly (raising why not), then open the pool, on first use and after
         the pool was refused for good: waiting on the pool would only say "timeout"."""
         if self._pool_open and not self._connect_errors.lasting():
@@ -175,7 +176,11 @@ class PostgresCatalog(Catalog):
             if self._pool_open and not self._connect_errors.lasting():
                 return
             probe = _Connection.connect(
-                self.settings.conninfo, autocommit=True, genstore_errors=self._connect_errors
+                self.settings.conninfo,
+                autocommit=True,
+                # libpq's floor is 2 s: a silent host costs at most that past a shorter deadline.
+                connect_timeout=max(2, math.ceil(seconds_left)),
+                genstore_errors=self._connect_errors,
             )
             probe.close()
             self._connect_errors.last = None

@@ -4,9 +4,10 @@ The catalog is only an index of the JSON records, so a file SQLite refuses (garb
 truncated copy, a header overwritten) never stops the store from opening: it is renamed to
 ``<name>.corrupt-<UTC time>`` (its ``-wal``/``-shm`` companions too) for a human to look at, and a
 new empty catalog takes its place. The new file records why (table ``genstore_recreated``) and which
-stores have been refilled since (``genstore_rebuilt``, one row per store, written by
-``clear``): until a store is refilled, its history refuses to answer rather than show a partial
-index as if it were whole.
+stores have been refilled since (``genstore_rebuilt``, one row per store, written by ``clear``,
+which ``reindex`` and ``verify --fix`` call before refilling): until then a store's history and
+image pages raise ``CorruptRecord`` saying so, rather than show a partial index as if it were
+whole. Saving goes on meanwhile, and single records are still found (from their JSON record).
 
 Opening never reindexes by itself: a reindex reads every record of the store (minutes on a big
 object store), which must not block opening, and an operator should learn that the file was
