@@ -3,9 +3,11 @@
 Exit codes scripts can rely on::
 
     0  ok
-    1  findings or failures (verify not ok, migrate with failures, an unexpected error)
+    1  findings or failures (verify not ok, migrate with failures, a corrupt record or catalog,
+       an unexpected error)
     2  usage (bad option or argument, invalid input)
-    3  the store cannot be opened or reached (ConfigurationError, BackendUnavailable)
+    3  the store cannot be opened or reached (ConfigurationError, BackendUnavailable), or a
+       command that only reads finds no store at the URL ("no genstore store at …")
     4  not found
 """
 
