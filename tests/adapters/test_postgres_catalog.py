@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import genstore
 import psycopg
 import pytest
 from genstore import (
@@ -26,6 +27,7 @@ from genstore import (
     AuthError,
     BackendUnavailable,
     ConfigurationError,
+    CorruptRecord,
     ImageRecord,
     ImageStatus,
     InvalidInput,
@@ -47,6 +49,7 @@ from genstore_adapters.postgres.schema import _MIGRATIONS, LATEST_VERSION
 from helpers import free_port, need_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_catalog import check_stores_stay_apart
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -725,3 +728,152 @@ def test_a_version_1_catalog_migrates_on_open_and_its_rows_go_to_the_first_store
     finally:
         first.close()
         later.close()
+
+
+@pytest.mark.postgres
+def test_history_stats_verify_fix_and_reindex_of_one_store_never_touch_another(
+    pg_url: str, pg_schema: str, pg_admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    def rows(store: str) -> list[tuple[str, ...]]:
+        found = pg_admin.execute(
+            f"SELECT operation_id, '', record FROM \"{pg_schema}\".genstore_operations"
+            f" WHERE store = %s UNION ALL SELECT user_id, image_id, record"
+            f' FROM "{pg_schema}".genstore_images WHERE store = %s',
+            (store, store),
+        ).fetchall()
+        return sorted(tuple(str(v) for v in row) for row in found)
+
+    def corrupt(store: str, operation_id: str) -> None:
+        pg_admin.execute(
+            f"UPDATE \"{pg_schema}\".genstore_operations SET record = 'garbage'"
+            " WHERE store = %s AND operation_id = %s",
+            (store, operation_id),
+        )
+
+    with (
+        genstore.open_store(f"memory://{uuid.uuid4().hex}", catalog=pg_url) as a,
+        genstore.open_store(f"memory://{uuid.uuid4().hex}", catalog=pg_url) as b,
+    ):
+        check_stores_stay_apart(a, b, rows, corrupt)
+
+
+@pytest.mark.postgres
+def test_a_row_that_does_not_parse_is_corrupt_record_naming_it(
+    pg_catalog: PostgresCatalog, pg_schema: str, pg_admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    pg_catalog.upsert_operation(op(1))
+    pg_catalog.upsert_operation(op(2))
+    pg_catalog.upsert_image(image("alice", 1))
+    assert list(pg_catalog.unreadable_rows()) == []
+    pg_admin.execute(
+        f"UPDATE \"{pg_schema}\".genstore_operations SET record = '{{}}' WHERE operation_id = %s",
+        (op(1).operation_id,),
+    )
+    pg_admin.execute(f"UPDATE \"{pg_schema}\".genstore_images SET record = '[1'")
+    with pytest.raises(CorruptRecord) as raised:
+        pg_catalog.query_operations(HistoryQuery())
+    assert (raised.value.key, raised.value.kind) == (op(1).operation_id, "operation")
+    assert "PostgreSQL catalog" in str(raised.value) and "validation error" not in str(raised.value)
+    with pytest.raises(CorruptRecord, match="alice/img_0001"):
+        pg_catalog.list_images("alice", status=None, offset=0, limit=10)
+    with pytest.raises(CorruptRecord):
+        pg_catalog.get_image("alice", "img_0001")
+    assert pg_catalog.get_operation(op(2).operation_id) == op(2)
+    assert list(pg_catalog.unreadable_rows()) == [op(1).operation_id, "alice/img_0001"]
+
+
+# -- refusals no retry can cure ------------------------------------------------------------------
+
+
+def _time_to_fail(url: str, expected: type[Exception]) -> tuple[float, str]:
+    catalog = PostgresCatalog(url, deadline=10)
+    try:
+        started = time.monotonic()
+        with pytest.raises(expected) as raised:
+            catalog.stats()
+        return time.monotonic() - started, str(raised.value)
+    finally:
+        catalog.close()
+
+
+@pytest.mark.postgres
+def test_a_database_that_does_not_exist_fails_at_once_as_a_configuration_error(
+    pg_admin: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    name = f"gst_missing_{uuid.uuid4().hex[:8]}"
+    seconds, message = _time_to_fail(
+        f"postgresql://postgres@127.0.0.1:5432/{name}", ConfigurationError
+    )
+    assert seconds < 1.0
+    assert message == (
+        f'catalog stats: check the catalog URL: PostgreSQL says database "{name}" does not exist'
+    )
+
+
+@pytest.mark.postgres
+def test_a_role_that_does_not_exist_fails_at_once_as_an_auth_error(
+    pg_admin: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    role = f"gst_nobody_{uuid.uuid4().hex[:8]}"
+    seconds, message = _time_to_fail(f"postgresql://{role}@127.0.0.1:5432/test", AuthError)
+    assert seconds < 1.0
+    assert "\n" not in message and f'role "{role}" does not exist' in message
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_not_log_in_fails_at_once_as_an_auth_error(
+    pg_admin: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    role = f"gst_nologin_{uuid.uuid4().hex[:8]}"
+    pg_admin.execute(f'CREATE ROLE "{role}" NOLOGIN')
+    try:
+        seconds, message = _time_to_fail(f"postgresql://{role}@127.0.0.1:5432/test", AuthError)
+    finally:
+        pg_admin.execute(f'DROP ROLE "{role}"')
+    assert seconds < 1.0 and "is not permitted to log in" in message
+
+
+@pytest.mark.postgres
+def test_a_role_without_create_on_the_database_fails_at_once_as_an_auth_error(
+    pg_admin: psycopg.Connection[tuple[object, ...]], pg_schema: str
+) -> None:
+    role = f"gst_weak_{uuid.uuid4().hex[:8]}"
+    pg_admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        seconds, message = _time_to_fail(
+            f"postgresql://{role}@127.0.0.1:5432/test?schema={pg_schema}", AuthError
+        )
+    finally:
+        pg_admin.execute(f'DROP ROLE "{role}"')
+    assert seconds < 1.0 and "permission denied" in message
+
+
+@pytest.mark.postgres
+def test_a_catalog_refused_later_fails_at_once_then_recovers_when_fixed(
+    pg_admin: psycopg.Connection[tuple[object, ...]], pg_schema: str
+) -> None:
+    role = f"gst_later_{uuid.uuid4().hex[:8]}"
+    pg_admin.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
+    url = f"postgresql://{role}@127.0.0.1:5432/test?schema={pg_schema}&pool_min=0"
+    catalog = PostgresCatalog(url, deadline=10)
+    try:
+        catalog.upsert_operation(op(1))
+        pg_admin.execute(f'ALTER ROLE "{role}" NOLOGIN')
+        pg_admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        started = time.monotonic()
+        with pytest.raises((AuthError, BackendUnavailable)):
+            catalog.stats()  # the pool's connection died: the next connect is refused
+        with pytest.raises(AuthError, match="not permitted to log in"):
+            catalog.stats()
+        assert time.monotonic() - started < 2.0
+        pg_admin.execute(f'ALTER ROLE "{role}" LOGIN')
+        assert catalog.get_operation(op(1).operation_id) == op(1)
+    finally:
+        catalog.close()
+        pg_admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        pg_admin.execute(f'DROP OWNED BY "{role}"')
+        pg_admin.execute(f'DROP ROLE "{role}"')

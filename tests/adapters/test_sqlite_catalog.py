@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import genstore
-from genstore import OperationRecord, OperationStatus
+import pytest
+from genstore import CorruptRecord, OperationRecord, OperationStatus
 from genstore.plugin import HistoryQuery
 from genstore_adapters.sqlite.catalog import SQLiteCatalog
 from genstore_adapters.sqlite.schema import LATEST_VERSION
+from shared_catalog import check_stores_stay_apart
 
 VERSION_1 = """
 CREATE TABLE operations (
@@ -86,3 +88,81 @@ def test_a_local_store_keeps_its_history_when_its_folder_moves(tmp_path: Path) -
     (tmp_path / "before").rename(tmp_path / "after")
     with genstore.open_store(tmp_path / "after") as store:
         assert _history(store) == [saved]
+
+
+def test_history_stats_verify_fix_and_reindex_of_one_store_never_touch_another(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.sqlite3"
+
+    def rows(store: str) -> list[tuple[str, ...]]:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            found = db.execute(
+                "SELECT operation_id, '', record FROM operations WHERE store = ? UNION ALL"
+                " SELECT user_id, image_id, record FROM images WHERE store = ?",
+                (store, store),
+            ).fetchall()
+        return sorted(found)
+
+    def corrupt(store: str, operation_id: str) -> None:
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute(
+                "UPDATE operations SET record = 'garbage' WHERE store = ? AND operation_id = ?",
+                (store, operation_id),
+            )
+
+    catalog = f"sqlite:///{path}"
+    with (
+        genstore.open_store(f"memory://{uuid.uuid4().hex}", catalog=catalog) as a,
+        genstore.open_store(f"memory://{uuid.uuid4().hex}", catalog=catalog) as b,
+    ):
+        check_stores_stay_apart(a, b, rows, corrupt)
+
+
+def test_a_store_opening_a_file_never_claims_the_rows_of_the_store_it_belongs_to(
+    tmp_path: Path,
+) -> None:
+    with genstore.open_store(tmp_path / "home") as home:
+        saved = home.save_complete_operation(operation_type="t").operation_id
+    visitor = genstore.open_store(
+        f"memory://{uuid.uuid4().hex}", catalog=f"sqlite:///{tmp_path}/home/catalog.sqlite3"
+    )
+    with visitor:
+        assert _history(visitor) == []
+    with genstore.open_store(tmp_path / "home") as home:
+        assert _history(home) == [saved]
+
+
+def test_corrupt_rows_are_named_and_listed_by_unreadable_rows(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    catalog = SQLiteCatalog(path, store="memory://x")
+    try:
+        record = OperationRecord(
+            operation_id="20250101_01JGB00000000000000000000A",
+            operation_type="t",
+            status=OperationStatus.SUCCEEDED,
+            created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        )
+        catalog.upsert_operation(record)
+        assert list(catalog.unreadable_rows()) == []
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute("UPDATE operations SET record = '{\"operation_id\": null}'")
+        with pytest.raises(CorruptRecord) as raised:
+            catalog.query_operations(HistoryQuery())
+        assert raised.value.key == record.operation_id and str(path) in str(raised.value)
+        assert list(catalog.unreadable_rows()) == [record.operation_id]
+        catalog.upsert_operation(record)
+        assert catalog.query_operations(HistoryQuery()) == [record]
+    finally:
+        catalog.close()
+
+
+def test_an_empty_file_is_a_valid_empty_catalog_and_stays(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    catalog = SQLiteCatalog(path, store="memory://x")
+    try:
+        assert catalog.needs_reindex() is None and catalog.stats().operations == 0
+    finally:
+        catalog.close()
+    assert list(tmp_path.glob("*.corrupt-*")) == []

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -653,3 +654,111 @@ def test_migrate_between_unknown_schemes_is_exit_3(run: Run) -> None:
     result = run("migrate", "bogus://a", "bogus://b", store_url=None)
     assert result.exit_code == EXIT_STORE
     one_error_line(result)
+
+
+# --- read-only commands where no store exists ------------------------------------------------
+
+READ_ONLY = [
+    ["history"],
+    ["show", "20250101_01JGB00000000000000000000A"],
+    ["stats"],
+    ["export"],
+    ["verify"],
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: c[0])
+def test_read_only_commands_where_no_store_is_exit_3_and_create_nothing(
+    run: Run, tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "store"
+    result = run(*command, store_url=str(missing))
+    assert result.exit_code == EXIT_STORE
+    assert one_error_line(result) == f"error: no genstore store at {missing}"
+    assert not (tmp_path / "nowhere").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(*command, store_url=str(empty))
+    assert result.exit_code == EXIT_STORE
+    assert "no genstore store at" in one_error_line(result)
+    assert list(empty.iterdir()) == []
+
+
+def test_the_default_store_is_not_created_by_a_read(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("history", store_url=None)
+    assert result.exit_code == EXIT_STORE
+    assert "no genstore store at" in one_error_line(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_that_write_still_create_the_store(run: Run, tmp_path: Path) -> None:
+    target = tmp_path / "new-store"
+    assert run("verify", "--fix", store_url=str(target)).exit_code == EXIT_OK
+    assert run("history", store_url=str(target)).exit_code == EXIT_OK
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: c[0])
+def test_read_only_commands_on_a_bucket_that_does_not_exist_are_exit_3(
+    run: Run, s3_server: Any, s3_client: Any, command: list[str]
+) -> None:
+    store_url = f"s3://no-such-bucket-here/store?endpoint_url={s3_server.endpoint_url}"
+    result = run(*command, store_url=store_url)
+    assert result.exit_code == EXIT_STORE
+    assert one_error_line(result).startswith(
+        "error: no genstore store at s3://no-such-bucket-here/"
+    )
+    names = [b["Name"] for b in s3_client.list_buckets().get("Buckets", [])]
+    assert "no-such-bucket-here" not in names
+
+
+def test_read_only_commands_on_an_empty_prefix_are_exit_3(
+    run: Run, s3_url: str, s3_client: Any, s3_bucket: str
+) -> None:
+    result = run("history", store_url=s3_url)
+    assert result.exit_code == EXIT_STORE
+    assert "no genstore store at s3://" in one_error_line(result)
+    assert s3_client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
+
+
+# --- corrupt catalogs ------------------------------------------------------------------------
+
+
+def test_a_corrupt_catalog_row_is_named_then_verify_fix_rewrites_it(
+    run: Run, seeded: Seeded, url: str
+) -> None:
+    victim = seeded.ids[1]
+    with sqlite3.connect(Path(url) / "catalog.sqlite3") as db:
+        db.execute(
+            "UPDATE operations SET record = '{\"oops\": 1' WHERE operation_id = ?", (victim,)
+        )
+    history = run("history")
+    assert history.exit_code == EXIT_FAILURE
+    assert victim in one_error_line(history) and "verify --fix" in history.stderr
+    report = json.loads(run("verify", "--grace", "0s", "--json").stdout)
+    assert report["corrupt_index"] == [victim] and report["stale_index"] == []
+    assert report["ok"] is False
+    found = run("verify", "--grace", "0s")
+    assert "corrupt catalog row" in found.stdout and found.exit_code == EXIT_FAILURE
+    fixed = run("verify", "--fix", "--grace", "0s")
+    assert fixed.exit_code == EXIT_OK, fixed.output
+    assert [r["operation_id"] for r in json_lines(run("history", "--json").stdout)] == seeded.ids
+
+
+@pytest.mark.parametrize("repair", [["reindex"], ["verify", "--fix", "--grace", "0s"]])
+def test_a_catalog_file_that_is_not_a_database_is_moved_aside_and_rebuilt(
+    run: Run, seeded: Seeded, url: str, repair: list[str]
+) -> None:
+    catalog = Path(url) / "catalog.sqlite3"
+    catalog.write_bytes(b"this is not a database, just bytes " * 100)
+    history = run("history")  # the store opens; history says what to do instead of lying
+    assert history.exit_code == EXIT_FAILURE
+    assert "reindex" in one_error_line(history)
+    moved = sorted(Path(url).glob("catalog.sqlite3.corrupt-*"))
+    assert [p.read_bytes()[:8] for p in moved] == [b"this is "]
+    assert run("stats", "--json").exit_code == EXIT_OK
+    assert run(*repair).exit_code == EXIT_OK
+    assert [r["operation_id"] for r in json_lines(run("history", "--json").stdout)] == seeded.ids
+    assert run("verify", "--grace", "0s").exit_code == EXIT_OK

@@ -7,13 +7,19 @@ shutdown, cannot connect now, idle session timeout), 40001 (serialization failur
 (deadlock), for which retrying is the documented answer. Every other code fails at once: a code
 this table does not list is not known to heal by waiting, so it never costs the caller a retry
 deadline.
+
+At connect time libpq hands over the server's refusal as text without its SQLSTATE (a missing
+database, a refused role or password): ``connect_sqlstate`` reads the code back from the message,
+so those fail at once too instead of being retried as if the network were down. ``3D000`` (no such
+database) is a configuration error, not a retry.
 """
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
-__all__ = ["Meaning", "classify", "is_retried"]
+__all__ = ["CONFIGURATION_CODES", "Meaning", "classify", "connect_sqlstate", "is_retried"]
 
 
 class Meaning(Enum):
@@ -66,3 +72,31 @@ def classify(sqlstate: str) -> Meaning:
 def is_retried(sqlstate: str) -> bool:
     """Whether a failure with ``sqlstate`` is worth another attempt."""
     return classify(sqlstate) is Meaning.RETRY
+
+
+CONFIGURATION_CODES = frozenset({"3D000"})
+"""Codes that name a configuration mistake (the database in the URL does not exist)."""
+
+# The server's FATAL messages at connect time (and libpq's own, for a missing password), in the
+# order checked, with the SQLSTATE the server sends with each. English, as servers and libpq
+# built without NLS write them; an unrecognised message stays a retried connection failure.
+_CONNECT_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r'database ".*" does not exist'), "3D000"),
+    (re.compile(r'role ".*" does not exist'), "28000"),
+    (re.compile(r"password authentication failed"), "28P01"),
+    (re.compile(r"\bauthentication failed for user"), "28000"),
+    (re.compile(r"no pg_hba\.conf entry"), "28000"),
+    (re.compile(r"is not permitted to log in"), "28000"),
+    (re.compile(r"permission denied for database"), "42501"),
+    (re.compile(r"must have CONNECT privilege|must be superuser to connect"), "42501"),
+    (re.compile(r"password is required|no password supplied|fe_sendauth"), "28P01"),
+)
+
+
+def connect_sqlstate(message: str) -> str | None:
+    """The SQLSTATE of a connection refusal libpq reported only as ``message``, or None when
+    the message is not one that waiting cannot cure (refused, reset, timed out...)."""
+    for pattern, code in _CONNECT_MESSAGES:
+        if pattern.search(message):
+            return code
+    return None

@@ -45,6 +45,7 @@ from ._validation import (
 from .exceptions import (
     AlreadyExists,
     ConfigurationError,
+    CorruptRecord,
     GenstoreError,
     InvalidInput,
     NotFound,
@@ -371,8 +372,10 @@ class ImagesAPI:
         try:
             record = ImageRecord.model_validate_json(data)
         except ValidationError as exc:
-            raise GenstoreError(
-                f"image record {key} is corrupt: {exc.errors()[0]['msg']}"
+            raise CorruptRecord(
+                f"image record {key} is corrupt: {exc.errors()[0]['msg']}",
+                key=f"{user_id}/{image_id}",
+                kind="image",
             ) from None
         if record.user_id != user_id or record.image_id != image_id:
             raise GenstoreError(f"image record {key} names another image")

@@ -77,6 +77,12 @@ class VerifyReport:
     """Record keys that are not valid JSON records (never deleted automatically)."""
     stale_pending: list[str] = field(default_factory=list)
     """Operations pending longer than ``pending_timeout`` (``cleanup`` marks them failed)."""
+    corrupt_index: list[str] = field(default_factory=list)
+    """Catalog rows that do not parse (operation ids, ``user_id/image_id`` for images): ``--fix``
+    indexes them again from their JSON record, or drops them when that is gone or corrupt."""
+    needs_reindex: list[str] = field(default_factory=list)
+    """Why the whole catalog must be rebuilt (its file was not a database and was recreated):
+    ``--fix`` rebuilds it from the JSON records."""
     fixed: bool = False
 
     @property
@@ -88,6 +94,8 @@ class VerifyReport:
             or self.unreferenced_inputs
             or self.corrupt
             or self.stale_pending
+            or self.corrupt_index
+            or self.needs_reindex
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -281,23 +289,49 @@ class Maintenance:
             self.blobs.delete(key)
         for key in report.unreferenced_inputs:
             self._delete_input(key)
-        for op_id in scan.unindexed:
-            self.catalog.upsert_operation(scan.records[op_id])
-        for pair in scan.unindexed_images:
-            self.catalog.upsert_image(scan.images[pair])
+        if report.needs_reindex:
+            self._refill(scan)  # what the index lacks, holds stale or corrupt: all rewritten
+        else:
+            self._repair_index(scan)
         for operation_id in report.stale_pending:
             self._complete(operation_id, NEVER_COMPLETED)
-        for entry in report.stale_index:
-            if "/" in entry:
-                self.catalog.delete_image(*entry.split("/", 1))
-            else:
-                self.catalog.delete_operation(entry)
         try:
             self.blobs.sweep_temporaries()
         except GenstoreError:
             logger.exception("could not sweep temporary files")
         report.fixed = True
         return report
+
+    def _refill(self, scan: _Scan) -> None:
+        """Rebuild this store's rows from the records the scan read (the catalog was recreated)."""
+        self.catalog.clear()
+        for record in scan.records.values():
+            self.catalog.upsert_operation(record)
+        for image in scan.images.values():
+            self.catalog.upsert_image(image)
+
+    def _repair_index(self, scan: _Scan) -> None:
+        """Index what the catalog lacks, rewrite rows that do not parse from their record, and
+        drop rows whose record is gone (or is itself corrupt)."""
+        for op_id in scan.unindexed:
+            self.catalog.upsert_operation(scan.records[op_id])
+        for pair in scan.unindexed_images:
+            self.catalog.upsert_image(scan.images[pair])
+        for entry in scan.report.corrupt_index:
+            user_id, slash, image_id = entry.partition("/")
+            if slash and (user_id, image_id) in scan.images:
+                self.catalog.upsert_image(scan.images[(user_id, image_id)])
+            elif slash:
+                self.catalog.delete_image(user_id, image_id)
+            elif entry in scan.records:
+                self.catalog.upsert_operation(scan.records[entry])
+            else:
+                self.catalog.delete_operation(entry)
+        for entry in scan.report.stale_index:
+            if "/" in entry:
+                self.catalog.delete_image(*entry.split("/", 1))
+            else:
+                self.catalog.delete_operation(entry)
 
     def _scan(self, grace: timedelta) -> _Scan:
         report = VerifyReport()
@@ -338,7 +372,13 @@ class Maintenance:
             for info in self.blobs.list(_keys.INPUTS_PREFIX)
             if info.key not in used_inputs and _old_enough(info.modified, grace)
         )
-        report.stale_pending = [r.operation_id for r in self._stale_pending()]
+        # From the records, not the catalog: a catalog being verified may be the broken part.
+        cutoff = datetime.now(UTC) - self.pending_timeout
+        report.stale_pending = sorted(
+            r.operation_id
+            for r in records.values()
+            if r.status is OperationStatus.PENDING and r.created_at < cutoff
+        )
         return self._compare_index(report, records, images, corrupt_ids)
 
     def _compare_index(
@@ -348,6 +388,14 @@ class Maintenance:
         images: dict[tuple[str, str], ImageRecord],
         corrupt_ids: set[str],
     ) -> _Scan:
+        reason = self.catalog.needs_reindex()
+        if reason is not None:
+            # --fix rebuilds the whole catalog: listing every record as unindexed would bury
+            # the one finding that matters.
+            report.needs_reindex = [reason]
+            return _Scan(report, records, images, [], [])
+        report.corrupt_index = sorted(self.catalog.unreadable_rows())
+        unreadable = set(report.corrupt_index)
         indexed = set(self.catalog.operation_ids())
         indexed_images = set(self.catalog.image_ids())
         unindexed = sorted(records.keys() - indexed)
@@ -355,8 +403,9 @@ class Maintenance:
         report.unindexed = [_keys.operation_record_key(op) for op in unindexed] + [
             _keys.image_record_key(u, i) for (u, i) in unindexed_images
         ]
-        report.stale_index = sorted(indexed - records.keys() - corrupt_ids) + sorted(
-            f"{u}/{i}" for (u, i) in indexed_images - images.keys()
+        # A row that does not parse is reported (and repaired) once, as corrupt_index.
+        report.stale_index = sorted(indexed - records.keys() - corrupt_ids - unreadable) + sorted(
+            f"{u}/{i}" for (u, i) in indexed_images - images.keys() if f"{u}/{i}" not in unreadable
         )
         return _Scan(report, records, images, unindexed, unindexed_images)
 

@@ -43,7 +43,7 @@ from ._save_request import (
 )
 from ._sniff import extension_for, sniff_content_type
 from ._sources import Payload, Source, image_size, prepare
-from .exceptions import AlreadyExists, GenstoreError, InvalidInput, NotFound
+from .exceptions import AlreadyExists, CorruptRecord, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
 if TYPE_CHECKING:
@@ -389,7 +389,9 @@ def read_record(blobs: BlobStore, operation_id: str) -> OperationRecord:
     try:
         return OperationRecord.model_validate_json(data)
     except ValidationError as exc:
-        raise GenstoreError(f"record {operation_id} is corrupt: {_first_error(exc)}") from exc
+        raise CorruptRecord(
+            f"record {operation_id} is corrupt: {_first_error(exc)}", key=operation_id
+        ) from exc
 
 
 class KnownInputs:

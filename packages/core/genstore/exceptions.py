@@ -5,6 +5,7 @@
      │    └── PayloadTooLarge                         over a configured size limit
      ├── NotFound                (also LookupError)   no such operation, image or artefact
      ├── AlreadyExists           (also FileExistsError) an exclusive create found the key taken
+     ├── CorruptRecord                                 a stored record or catalog row that does not parse
      ├── ConfigurationError                            unknown URL scheme, missing environment variable
      │    └── MissingDependency  (also ImportError)    a backend's optional extra is not installed
      └── BackendUnavailable      (also ConnectionError) the storage or catalog did not answer in time
@@ -21,6 +22,7 @@ __all__ = [
     "AuthError",
     "BackendUnavailable",
     "ConfigurationError",
+    "CorruptRecord",
     "GenstoreError",
     "InvalidInput",
     "MissingDependency",
@@ -51,6 +53,19 @@ class NotFound(GenstoreError, LookupError):
 
 class AlreadyExists(GenstoreError, FileExistsError):
     """An exclusive create found its key already taken."""
+
+
+class CorruptRecord(GenstoreError):
+    """A stored record (a catalog row, or the JSON record itself) is not valid JSON or fails
+    validation. ``key`` names it; ``genstore verify`` lists it and ``verify --fix`` (or
+    ``reindex``) indexes it again from the JSON record, which is the truth."""
+
+    def __init__(self, message: str, *, key: str, kind: str = "operation") -> None:
+        super().__init__(message)
+        self.key = key
+        """The record's id: an operation id, ``user_id/image_id`` for an image, or a blob key."""
+        self.kind = kind
+        """``operation`` or ``image``."""
 
 
 class ConfigurationError(GenstoreError):

@@ -24,6 +24,7 @@ import pluggy
 from ._keys import check_blob_key, check_blob_prefix
 from ._records import ImageRecord, ImageStatus, OperationRecord
 from ._url import StoreURL
+from .exceptions import CorruptRecord
 
 __all__ = [
     "BackendFactory",
@@ -292,11 +293,30 @@ class Catalog(ABC):
 
     @abstractmethod
     def clear(self) -> None:
-        """Drop every row (``reindex`` refills)."""
+        """Drop every row, and any ``needs_reindex`` mark (``reindex`` refills)."""
 
     @abstractmethod
     def stats(self) -> CatalogStats:
         """Counts of operations by type and status, and of images."""
+
+    def unreadable_rows(self) -> Iterator[str]:
+        """Rows that do not parse (``CorruptRecord``), for ``verify``: operation ids, and
+        ``user_id/image_id`` for images. Default: every row read back one by one."""
+        for operation_id in self.operation_ids():
+            try:
+                self.get_operation(operation_id)
+            except CorruptRecord:
+                yield operation_id
+        for user_id, image_id in self.image_ids():
+            try:
+                self.get_image(user_id, image_id)
+            except CorruptRecord:
+                yield f"{user_id}/{image_id}"
+
+    def needs_reindex(self) -> str | None:
+        """Why the catalog must be rebuilt before its queries can be trusted (it was found
+        corrupt and recreated empty), or None. ``reindex`` and ``verify --fix`` rebuild it."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -15,11 +16,11 @@ from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, Stor
 from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
-from pydantic import ValidationError
 
+from .._rows import load_image, load_operation, parses
 from .config import PostgresSettings, settings_from_url
-from .errors import retrying
-from .schema import claim_unnamed_rows, ensure_schema
+from .errors import is_transient, retrying
+from .schema import ensure_schema
 
 __all__ = ["PostgresCatalog", "open_postgres"]
 
@@ -36,6 +37,11 @@ class _ConnectErrors:
 
     def __init__(self) -> None:
         self.last: psycopg.Error | None = None
+
+    def lasting(self) -> bool:
+        """Whether the last attempt was refused for a reason waiting cannot cure."""
+        last = self.last
+        return last is not None and not is_transient(last)
 
 
 class _Connection(psycopg.Connection[TupleRow]):
@@ -60,16 +66,6 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _load(model: type[OperationRecord] | type[ImageRecord], text: str) -> Any:
-    try:
-        return model.model_validate_json(text)
-    except ValidationError as exc:
-        raise BackendUnavailable(
-            f"a {model.__name__} row of the PostgreSQL catalog is unreadable ({exc.error_count()}"
-            " errors); rebuild the catalog with `genstore reindex`"
-        ) from exc
-
-
 class PostgresCatalog(Catalog):
     """Records indexed in PostgreSQL; many processes and hosts may share one catalog.
 
@@ -78,8 +74,11 @@ class PostgresCatalog(Catalog):
     ``deadline`` (seconds a call retries transient failures, default 5), ``pool_min``/``pool_max``
     (connections). Keyword arguments override the URL's options.
 
-    Opening never blocks: the pool connects in the background and the tables are created or
-    migrated by the first call. Every call retries connection loss, server restarts, terminated
+    Opening never blocks. The first call connects once directly, so a refusal no retry can cure
+    (no such database or role, a wrong password, no CONNECT privilege) fails at once as
+    ``ConfigurationError`` or ``AuthError``; then the pool opens and connects in the background,
+    and the tables are created or migrated. The same check runs again whenever the pool's last
+    connection attempt was refused that way. Every call retries connection loss, server restarts, terminated
     backends, serialization failures and timeouts until its deadline, then raises
     ``BackendUnavailable``; no psycopg error reaches the caller.
     """
@@ -102,6 +101,7 @@ class PostgresCatalog(Catalog):
         self.url = self.settings.display_url
         if self.settings.schema != "public":
             self.url += f"?schema={self.settings.schema}"
+        self._where = f"the PostgreSQL catalog {self.url}"
         self._ready = False
         self._ready_lock = threading.Lock()
         self._closed = False
@@ -123,7 +123,8 @@ class PostgresCatalog(Catalog):
             # through a long backoff while the server is already back.
             reconnect_timeout=max(self.settings.deadline, 1.0),
         )
-        self._pool.open(wait=False)
+        self._pool_open = False
+        self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresCatalog({self.url!r})"
@@ -137,8 +138,8 @@ class PostgresCatalog(Catalog):
 
     def _explain(self, exc: psycopg.Error) -> str:
         last = self._connect_errors.last
-        if isinstance(exc, PoolTimeout) and last is not None:
-            return f"cannot connect to {self.settings.display_url}: {last}"
+        if last is not None and (isinstance(exc, PoolTimeout) or exc is last):
+            return f"cannot connect to {self.settings.display_url}: {' '.join(str(last).split())}"
         return str(exc)
 
     def _call(self, what: str, work: Callable[[_Connection], T]) -> T:
@@ -147,13 +148,13 @@ class PostgresCatalog(Catalog):
             raise BackendUnavailable(f"{what}: the PostgreSQL catalog {self.url} is closed")
 
         def attempt(seconds_left: float) -> T:
+            self._open_pool(seconds_left)
             with self._pool.connection(timeout=seconds_left) as conn:
                 try:
                     if not self._ready:
                         with self._ready_lock:
                             if not self._ready:
-                                ensure_schema(conn, self.settings.schema)
-                                claim_unnamed_rows(conn, self.settings.schema, self.store)
+                                ensure_schema(conn, self.settings.schema, self.store)
                                 self._ready = True
                     return work(conn)
                 except psycopg.OperationalError:
@@ -165,6 +166,27 @@ class PostgresCatalog(Catalog):
                     raise
 
         return retrying(attempt, what=what, deadline=self.settings.deadline, explain=self._explain)
+
+    def _open_pool(self, seconds_left: float) -> None:
+        """Connect once directly (raising why not), then open the pool, on first use and after
+        the pool was refused for good: waiting on the pool would only say "timeout"."""
+        if self._pool_open and not self._connect_errors.lasting():
+            return
+        with self._open_lock:
+            if self._pool_open and not self._connect_errors.lasting():
+                return
+            probe = _Connection.connect(
+                self.settings.conninfo,
+                autocommit=True,
+                # libpq's floor is 2 s: a silent host costs at most that past a shorter deadline.
+                connect_timeout=max(2, math.ceil(seconds_left)),
+                genstore_errors=self._connect_errors,
+            )
+            probe.close()
+            self._connect_errors.last = None
+            if not self._pool_open:
+                self._pool.open(wait=False)
+                self._pool_open = True
 
     def _fetch(self, what: str, query: sql.Composed, params: Sequence[Any] = ()) -> list[TupleRow]:
         return self._call(what, lambda c: c.execute(query, params).fetchall())
@@ -214,7 +236,9 @@ class PostgresCatalog(Catalog):
             self._operations
         )
         rows = self._fetch(f"get operation {operation_id}", query, (self.store, operation_id))
-        return _load(OperationRecord, rows[0][0]) if rows else None
+        if not rows:
+            return None
+        return load_operation(rows[0][0], operation_id=operation_id, where=self._where)
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
         if query.limit < 0:
@@ -244,10 +268,10 @@ class PostgresCatalog(Catalog):
             where.append(sql.SQL("(created_at, operation_id) < (%s, %s)"))
             params.extend((_utc(query.before[0]), query.before[1]))
         params.append(query.limit)
-        statement = sql.SQL("SELECT record FROM {} WHERE ").format(self._operations)
+        statement = sql.SQL("SELECT operation_id, record FROM {} WHERE ").format(self._operations)
         statement += sql.SQL(" AND ").join(where) + _NEWEST_OPERATIONS
         rows = self._fetch("query history", statement, params)
-        return [_load(OperationRecord, row[0]) for row in rows]
+        return [load_operation(r[1], operation_id=r[0], where=self._where) for r in rows]
 
     def operation_ids(self) -> Iterator[str]:
         # Keyset batches, each its own retried call: no connection is held while the caller
@@ -294,7 +318,9 @@ class PostgresCatalog(Catalog):
             "SELECT record FROM {} WHERE store = %s AND user_id = %s AND image_id = %s"
         ).format(self._images)
         rows = self._fetch(f"get image {image_id}", query, (self.store, user_id, image_id))
-        return _load(ImageRecord, rows[0][0]) if rows else None
+        if not rows:
+            return None
+        return load_image(rows[0][0], user_id=user_id, image_id=image_id, where=self._where)
 
     def list_images(
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
@@ -308,13 +334,17 @@ class PostgresCatalog(Catalog):
             params.append(str(status))
         # Total and page in one round trip; the ARRAY keeps the page's order.
         query = sql.SQL(
-            "SELECT (SELECT count(*) FROM {t} WHERE {m}), ARRAY(SELECT record FROM {t} WHERE {m}"
+            "SELECT (SELECT count(*) FROM {t} WHERE {m}), ARRAY(SELECT ARRAY[image_id, record] FROM {t} WHERE {m}"
             " ORDER BY created_at DESC, image_id DESC LIMIT %s OFFSET %s)"
         ).format(t=self._images, m=match)
         ((total, page),) = self._fetch(
             f"list images of {user_id}", query, [*params, *params, limit, offset]
         )
-        return [_load(ImageRecord, text) for text in page], int(total)
+        images = [
+            load_image(record, user_id=user_id, image_id=image_id, where=self._where)
+            for image_id, record in page
+        ]
+        return images, int(total)
 
     def image_ids(self) -> Iterator[tuple[str, str]]:
         query = sql.SQL(
@@ -330,6 +360,31 @@ class PostgresCatalog(Catalog):
             after = (rows[-1][0], rows[-1][1])
 
     # -- maintenance ----------------------------------------------------------------------------
+
+    def unreadable_rows(self) -> Iterator[str]:
+        """This store's rows that do not parse, read in keyset batches of ``_ID_BATCH``."""
+        ops = sql.SQL(
+            "SELECT operation_id, record FROM {} WHERE store = %s AND operation_id > %s"
+            " ORDER BY operation_id LIMIT %s"
+        ).format(self._operations)
+        after = ""
+        while True:
+            rows = self._fetch("scan operation rows", ops, (self.store, after, _ID_BATCH))
+            yield from (op_id for op_id, record in rows if not parses(OperationRecord, record))
+            if len(rows) < _ID_BATCH:
+                break
+            after = rows[-1][0]
+        imgs = sql.SQL(
+            "SELECT user_id, image_id, record FROM {} WHERE store = %s"
+            " AND (user_id, image_id) > (%s, %s) ORDER BY user_id, image_id LIMIT %s"
+        ).format(self._images)
+        last = ("", "")
+        while True:
+            rows = self._fetch("scan image rows", imgs, (self.store, *last, _ID_BATCH))
+            yield from (f"{u}/{i}" for u, i, record in rows if not parses(ImageRecord, record))
+            if len(rows) < _ID_BATCH:
+                return
+            last = (rows[-1][0], rows[-1][1])
 
     def clear(self) -> None:
         # Only this store's rows: another store sharing the catalog keeps its own.

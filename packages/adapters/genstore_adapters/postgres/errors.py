@@ -4,7 +4,10 @@ The shared SQLSTATE table (``genstore_adapters._sqlstate``) decides: connection 
 shutdowns and restarts, serialization failures and deadlocks, plus pool timeouts and client-side
 connection failures (which carry no SQLSTATE), are retried with exponential backoff and full
 jitter until the call's deadline (``genstore_adapters._retry``); everything else is translated at
-once. No psycopg error leaves this module untranslated.
+once. A connection the server refuses for good (no such database or role, wrong password,
+no CONNECT privilege) carries no SQLSTATE at connect time: its message gives the code back
+(``_sqlstate.connect_sqlstate``), so it fails at once as ``ConfigurationError`` or ``AuthError``.
+No psycopg error leaves this module untranslated.
 """
 
 from __future__ import annotations
@@ -19,19 +22,36 @@ from genstore.exceptions import (
     AlreadyExists,
     AuthError,
     BackendUnavailable,
+    ConfigurationError,
     GenstoreError,
     InvalidInput,
 )
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from .._retry import Attempts, RetryPolicy, retry_call
-from .._sqlstate import Meaning, classify
+from .._sqlstate import CONFIGURATION_CODES, Meaning, classify, connect_sqlstate
 
-__all__ = ["is_transient", "retrying", "translate"]
+__all__ = ["is_transient", "retrying", "sqlstate_of", "translate"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def sqlstate_of(exc: psycopg.Error) -> str | None:
+    """The error's SQLSTATE; for a refused connection, the one its message stands for."""
+    if exc.sqlstate is not None:
+        return exc.sqlstate
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
+        return connect_sqlstate(str(exc))
+    return None
+
+
+def _detail(exc: psycopg.Error) -> str:
+    """The server's one-line reason: libpq's connect messages lose their prefix and newlines."""
+    text = exc.diag.message_primary or str(exc)
+    text = text.rpartition("FATAL:")[2] if "FATAL:" in text else text
+    return " ".join(text.split())
 
 
 def is_transient(exc: psycopg.Error) -> bool:
@@ -40,7 +60,7 @@ def is_transient(exc: psycopg.Error) -> bool:
         return False
     if isinstance(exc, PoolTimeout | TooManyRequests):
         return True
-    state = exc.sqlstate
+    state = sqlstate_of(exc)
     if state is None:
         # Client-side failures (connection refused, reset, closed by the server) carry no state.
         return isinstance(exc, psycopg.OperationalError)
@@ -49,8 +69,11 @@ def is_transient(exc: psycopg.Error) -> bool:
 
 def translate(exc: psycopg.Error, what: str) -> GenstoreError:
     """The genstore error for a psycopg error that retrying will not cure."""
-    meaning = classify(exc.sqlstate or "")
-    detail = exc.diag.message_primary or str(exc)
+    state = sqlstate_of(exc) or ""
+    meaning = classify(state)
+    detail = _detail(exc)
+    if state in CONFIGURATION_CODES:
+        return ConfigurationError(f"{what}: check the catalog URL: PostgreSQL says {detail}")
     if meaning is Meaning.CONFLICT:
         return AlreadyExists(f"{what}: {detail}")
     if isinstance(exc, psycopg.DataError) or meaning is Meaning.INPUT:

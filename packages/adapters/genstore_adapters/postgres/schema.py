@@ -17,7 +17,7 @@ import psycopg
 from genstore.exceptions import ConfigurationError
 from psycopg import sql
 
-__all__ = ["LATEST_VERSION", "claim_unnamed_rows", "ensure_schema"]
+__all__ = ["LATEST_VERSION", "ensure_schema"]
 
 _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
     # 1: the two tables, and one index per query shape. Status has two values and "succeeded"
@@ -71,8 +71,8 @@ _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             ON {s}.genstore_images (user_id, status, created_at DESC, image_id DESC)""",
     ),
     # 2: rows carry the store they index, so stores sharing one catalog never see or touch each
-    # other's rows; every key and index leads with it. Rows written before are the unnamed
-    # store's ('') until a store claims them (``claim_unnamed_rows``).
+    # other's rows; every key and index leads with it. Rows written before go to the store
+    # that migrates the catalog (``ensure_schema``'s ``store``).
     (
         """ALTER TABLE {s}.genstore_operations
             ADD COLUMN store text COLLATE "C" NOT NULL DEFAULT ''""",
@@ -154,11 +154,13 @@ def _check_not_newer(version: int, schema: str) -> None:
         )
 
 
-def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> int:
+def ensure_schema(conn: psycopg.Connection[Any], schema: str, store: str = "") -> int:
     """Create or migrate the catalog tables in ``schema``; return the version now in place.
 
-    Safe to call from many processes at once. Raises ``ConfigurationError`` if the schema is
-    newer than this code.
+    A version-1 catalog indexed one store in practice: its rows go to ``store``, the store
+    migrating it, in the migration's transaction. Rows of the unnamed store (``''``) written
+    since are never claimed by a store opening later. Safe to call from many processes at once.
+    Raises ``ConfigurationError`` if the schema is newer than this code.
     """
     with conn.transaction():
         version = _current_version(conn, schema)
@@ -188,24 +190,12 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> int:
                 ),
                 (number,),
             )
+        if 1 <= version < 2 and store:
+            for table in ("genstore_operations", "genstore_images"):
+                conn.execute(
+                    sql.SQL("UPDATE {} SET store = %s WHERE store = ''").format(
+                        sql.Identifier(schema, table)
+                    ),
+                    (store,),
+                )
         return LATEST_VERSION
-
-
-def claim_unnamed_rows(conn: psycopg.Connection[Any], schema: str, store: str) -> None:
-    """Give ``store`` the rows written before rows carried their store (version 1 catalogs).
-
-    A catalog upgraded in place indexed one store in practice: the first store that opens it
-    afterwards takes the unnamed rows. Cheap when there are none (the primary key leads with
-    the store).
-    """
-    if not store:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
-        for table in ("genstore_operations", "genstore_images"):
-            conn.execute(
-                sql.SQL("UPDATE {} SET store = %s WHERE store = ''").format(
-                    sql.Identifier(schema, table)
-                ),
-                (store,),
-            )

@@ -3,6 +3,11 @@
 Fine for small stores and for object stores nobody else indexes; past 10,000 records it warns once
 that a real catalog (SQLite, PostgreSQL) is advised. Parsed records are cached by key: operation
 records never change once committed, and image records are re-read when their size or time moves.
+
+Here a catalog row is the JSON record itself, so a record that does not parse is ``CorruptRecord``
+naming it wherever a query meets it (history, get, image pages), as a corrupt row is in the other
+catalogs; ``genstore verify`` lists it under ``corrupt`` and nothing can rebuild it but a human.
+Counts (``stats``) and id listings (``verify``) read keys and skip it instead.
 """
 
 from __future__ import annotations
@@ -12,15 +17,20 @@ import threading
 from collections.abc import Iterator
 
 from genstore import ImageRecord, ImageStatus, OperationRecord, _keys
-from genstore.exceptions import NotFound
+from genstore.exceptions import CorruptRecord, NotFound
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
-from pydantic import ValidationError
+
+from .._rows import load_image, load_operation
 
 __all__ = ["SidecarCatalog", "open_sidecar"]
 
 logger = logging.getLogger(__name__)
 
 WARN_ABOVE = 10_000
+
+_HINT = (
+    "the JSON record itself is damaged: restore it, or move it away (`genstore verify` lists it)"
+)
 
 
 class SidecarCatalog(Catalog):
@@ -41,12 +51,26 @@ class SidecarCatalog(Catalog):
         with self._lock:
             self._ops.pop(_keys.operation_record_key(operation_id), None)
 
-    def _operations(self) -> list[OperationRecord]:
-        keys = [
-            info.key
-            for info in self.blobs.list(_keys.OPERATIONS_PREFIX)
-            if (parsed := _keys.parse_key(info.key)) is not None and parsed.kind == "operation"
-        ]
+    def _where(self) -> str:
+        return f"the JSON records of {self.blobs.url}"
+
+    def _read_operation(self, key: str, operation_id: str) -> OperationRecord:
+        data = self.blobs.read(key)
+        return load_operation(data, operation_id=operation_id, where=self._where(), hint=_HINT)
+
+    def _operation_keys(self) -> list[tuple[str, str]]:
+        """``(key, operation_id)`` of every committed record, from the listing alone."""
+        found = []
+        for info in self.blobs.list(_keys.OPERATIONS_PREFIX):
+            parsed = _keys.parse_key(info.key)
+            if parsed is not None and parsed.kind == "operation" and parsed.operation_id:
+                found.append((info.key, parsed.operation_id))
+        return found
+
+    def _operations(self, *, strict: bool = True) -> list[OperationRecord]:
+        """Every record; one that does not parse raises ``CorruptRecord``, or is left out when
+        ``strict`` is False."""
+        keys = self._operation_keys()
         if len(keys) > WARN_ABOVE and not self._warned:
             self._warned = True
             logger.warning(
@@ -56,16 +80,20 @@ class SidecarCatalog(Catalog):
             )
         out: list[OperationRecord] = []
         with self._lock:
-            live = set(keys)
+            live = {key for key, _ in keys}
             for stale in self._ops.keys() - live:
                 del self._ops[stale]
-        for key in keys:
+        for key, operation_id in keys:
             with self._lock:
                 record = self._ops.get(key)
             if record is None:
                 try:
-                    record = OperationRecord.model_validate_json(self.blobs.read(key))
-                except (NotFound, ValidationError):
+                    record = self._read_operation(key, operation_id)
+                except NotFound:
+                    continue  # deleted while we listed
+                except CorruptRecord:
+                    if strict:
+                        raise
                     continue
                 with self._lock:
                     self._ops[key] = record
@@ -74,9 +102,8 @@ class SidecarCatalog(Catalog):
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
         try:
-            data = self.blobs.read(_keys.operation_record_key(operation_id))
-            return OperationRecord.model_validate_json(data)
-        except (NotFound, ValidationError):
+            return self._read_operation(_keys.operation_record_key(operation_id), operation_id)
+        except NotFound:
             return None
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
@@ -95,7 +122,7 @@ class SidecarCatalog(Catalog):
         return found[: query.limit]
 
     def operation_ids(self) -> Iterator[str]:
-        return iter([r.operation_id for r in self._operations()])
+        return iter([operation_id for _, operation_id in self._operation_keys()])
 
     def upsert_image(self, record: ImageRecord) -> None:
         pass
@@ -103,7 +130,7 @@ class SidecarCatalog(Catalog):
     def delete_image(self, user_id: str, image_id: str) -> None:
         pass
 
-    def _images(self, user_id: str | None = None) -> list[ImageRecord]:
+    def _images(self, user_id: str | None = None, *, strict: bool = True) -> list[ImageRecord]:
         prefix = f"{_keys.IMAGES_PREFIX}{user_id}/" if user_id else _keys.IMAGES_PREFIX
         out = []
         for info in self.blobs.list(prefix):
@@ -111,16 +138,22 @@ class SidecarCatalog(Catalog):
             if parsed is None or parsed.kind != "image_record":
                 continue
             try:
-                out.append(ImageRecord.model_validate_json(self.blobs.read(info.key)))
-            except (NotFound, ValidationError):
+                out.append(self._read_image(info.key, parsed.user_id or "", parsed.image_id or ""))
+            except NotFound:
                 continue
+            except CorruptRecord:
+                if strict:
+                    raise
         return out
+
+    def _read_image(self, key: str, user_id: str, image_id: str) -> ImageRecord:
+        data = self.blobs.read(key)
+        return load_image(data, user_id=user_id, image_id=image_id, where=self._where(), hint=_HINT)
 
     def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
         try:
-            data = self.blobs.read(_keys.image_record_key(user_id, image_id))
-            record = ImageRecord.model_validate_json(data)
-        except (NotFound, ValidationError):
+            record = self._read_image(_keys.image_record_key(user_id, image_id), user_id, image_id)
+        except NotFound:
             return None
         return record if record.user_id == user_id else None
 
@@ -136,7 +169,11 @@ class SidecarCatalog(Catalog):
         return found[offset : offset + limit], len(found)
 
     def image_ids(self) -> Iterator[tuple[str, str]]:
-        return iter([(r.user_id, r.image_id) for r in self._images()])
+        return iter([(r.user_id, r.image_id) for r in self._images(strict=False)])
+
+    def unreadable_rows(self) -> Iterator[str]:
+        """None: the rows are the JSON records, which ``verify`` already reads (``corrupt``)."""
+        return iter(())
 
     def clear(self) -> None:
         with self._lock:
@@ -144,11 +181,11 @@ class SidecarCatalog(Catalog):
 
     def stats(self) -> CatalogStats:
         out = CatalogStats()
-        for r in self._operations():
+        for r in self._operations(strict=False):
             out.operations += 1
             out.by_type[r.operation_type] = out.by_type.get(r.operation_type, 0) + 1
             out.by_status[r.status.value] = out.by_status.get(r.status.value, 0) + 1
-        out.images = len(self._images())
+        out.images = len(self._images(strict=False))
         return out
 
 

@@ -1,8 +1,12 @@
-"""The embedded SQLite catalog: one file, WAL, safe for several processes writing at once."""
+"""The embedded SQLite catalog: one file, WAL, safe for several processes writing at once.
+
+A file that is not a database is moved aside and recreated empty when the catalog opens (see
+``recovery``); a row that does not parse is ``CorruptRecord`` naming the record."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -11,15 +15,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from genstore import ImageRecord, ImageStatus, OperationRecord
-from genstore.exceptions import BackendUnavailable, ConfigurationError
+from genstore.exceptions import BackendUnavailable, ConfigurationError, CorruptRecord
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 
+from .._rows import load_image, load_operation, parses
 from .errors import retrying
-from .schema import claim_unnamed_rows, ensure_schema
+from .recovery import is_broken_file, mark_rebuilt, move_aside, record_recreation, reindex_reason
+from .schema import ensure_schema
 
 __all__ = ["SQLiteCatalog", "open_sqlite"]
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+_SCAN_BATCH = 1000
 
 
 def _us(value: datetime) -> int:
@@ -48,8 +58,42 @@ class SQLiteCatalog(Catalog):
             raise BackendUnavailable(
                 f"cannot create the catalog folder {path.parent}: {exc}"
             ) from exc
-        self._run(ensure_schema)
-        self._run(lambda c: claim_unnamed_rows(c, store))
+        self.where = f"the SQLite catalog {path}"
+        self._reindex_reason: str | None = None
+        self._open_schema()
+
+    def _open_schema(self) -> None:
+        """Create or migrate the tables; a file that is not a database is moved aside first."""
+        try:
+            self._run(lambda c: ensure_schema(c, self.store))
+        except BackendUnavailable as exc:
+            if not is_broken_file(exc.__cause__ or exc):
+                raise
+            self.close()
+            try:
+                moved_to = move_aside(self.path)
+            except OSError as moving:
+                raise BackendUnavailable(
+                    f"{self.where} is not a database and cannot be moved aside: {moving}"
+                ) from moving
+            self._run(lambda c: ensure_schema(c, self.store))
+            if moved_to is not None:
+                self._run(lambda c: record_recreation(c, moved_to))
+        self._reindex_reason = self._run(lambda c: reindex_reason(c, self.store))
+        if self._reindex_reason is not None:
+            logger.warning("%s: %s", self.where, self._reindex_reason)
+
+    def needs_reindex(self) -> str | None:
+        """Why this store's rows must be rebuilt (the file was recreated), or None."""
+        if self._reindex_reason is not None:  # asked again: another process may have refilled it
+            self._reindex_reason = self._run(lambda c: reindex_reason(c, self.store))
+        return self._reindex_reason
+
+    def _check_whole(self) -> None:
+        """Refuse to page through an index known to be partial."""
+        reason = self.needs_reindex()
+        if reason is not None:
+            raise CorruptRecord(f"{self.where}: {reason}", key=str(self.path), kind="catalog")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -100,9 +144,12 @@ class SQLiteCatalog(Catalog):
                 (self.store, operation_id),
             ).fetchone()
         )
-        return OperationRecord.model_validate_json(row[0]) if row else None
+        if row is None:
+            return None
+        return load_operation(row[0], operation_id=operation_id, where=self.where)
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
+        self._check_whole()
         where: list[str] = ["store = ?"]
         args: list[Any] = [self.store]
         for column, value in (
@@ -123,12 +170,12 @@ class SQLiteCatalog(Catalog):
             when, op_id = query.before
             where.append("(created_us < ? OR (created_us = ? AND operation_id < ?))")
             args += [_us(when), _us(when), op_id]
-        sql = "SELECT record FROM operations"
+        sql = "SELECT operation_id, record FROM operations"
         sql += " WHERE " + " AND ".join(where)  # fixed fragments; values are parameters
         sql += " ORDER BY created_us DESC, operation_id DESC LIMIT ?"
         args.append(query.limit)
         rows = self._run(lambda c: c.execute(sql, args).fetchall())
-        return [OperationRecord.model_validate_json(r[0]) for r in rows]
+        return [load_operation(r[1], operation_id=r[0], where=self.where) for r in rows]
 
     def operation_ids(self) -> Iterator[str]:
         rows = self._run(
@@ -166,11 +213,14 @@ class SQLiteCatalog(Catalog):
                 (self.store, user_id, image_id),
             ).fetchone()
         )
-        return ImageRecord.model_validate_json(row[0]) if row else None
+        if row is None:
+            return None
+        return load_image(row[0], user_id=user_id, image_id=image_id, where=self.where)
 
     def list_images(
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
     ) -> tuple[list[ImageRecord], int]:
+        self._check_whole()
         where = "store = ? AND user_id = ?"
         args: list[Any] = [self.store, user_id]
         if status is not None:
@@ -183,7 +233,7 @@ class SQLiteCatalog(Catalog):
             try:
                 total = c.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0]  # noqa: S608
                 rows = c.execute(
-                    f"SELECT record FROM images WHERE {where} "  # noqa: S608
+                    f"SELECT image_id, record FROM images WHERE {where} "  # noqa: S608
                     "ORDER BY created_us DESC, image_id DESC LIMIT ? OFFSET ?",
                     [*args, limit, offset],
                 ).fetchall()
@@ -192,7 +242,8 @@ class SQLiteCatalog(Catalog):
             return rows, int(total)
 
         rows, total = self._run(page)
-        return [ImageRecord.model_validate_json(r[0]) for r in rows], total
+        images = [load_image(r[1], user_id=user_id, image_id=r[0], where=self.where) for r in rows]
+        return images, total
 
     def image_ids(self) -> Iterator[tuple[str, str]]:
         rows = self._run(
@@ -209,12 +260,42 @@ class SQLiteCatalog(Catalog):
             try:
                 c.execute("DELETE FROM operations WHERE store = ?", (self.store,))
                 c.execute("DELETE FROM images WHERE store = ?", (self.store,))
+                mark_rebuilt(c, self.store)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
 
         self._run(delete)
+        self._reindex_reason = None
+
+    def unreadable_rows(self) -> Iterator[str]:
+        """This store's rows that do not parse, read in keyset batches (never all at once)."""
+        ops = (
+            "SELECT operation_id, '', record FROM operations WHERE store = ?"
+            " AND (operation_id, '') > (?, ?) ORDER BY operation_id LIMIT ?"
+        )
+        for op_id, _, record in self._walk(ops):
+            if not parses(OperationRecord, record):
+                yield op_id
+        imgs = (
+            "SELECT user_id, image_id, record FROM images WHERE store = ?"
+            " AND (user_id, image_id) > (?, ?) ORDER BY user_id, image_id LIMIT ?"
+        )
+        for user_id, image_id, record in self._walk(imgs):
+            if not parses(ImageRecord, record):
+                yield f"{user_id}/{image_id}"
+
+    def _walk(self, sql: str) -> Iterator[tuple[str, str, str]]:
+        """Every row of ``sql`` (keyed by its first two columns), ``_SCAN_BATCH`` at a time."""
+        last = ("", "")
+        while True:
+            args = (self.store, *last, _SCAN_BATCH)
+            rows = self._run(lambda c, args=args: c.execute(sql, args).fetchall())  # type: ignore[misc]
+            yield from rows
+            if len(rows) < _SCAN_BATCH:
+                return
+            last = (rows[-1][0], rows[-1][1])
 
     def stats(self) -> CatalogStats:
         def read(c: sqlite3.Connection) -> CatalogStats:

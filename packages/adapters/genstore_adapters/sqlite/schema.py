@@ -3,7 +3,8 @@
 ``PRAGMA user_version`` says which version a file is at. Version 2 gives every row the store it
 indexes (``store``, leading every key and index), so stores sharing one catalog file never see or
 touch each other's rows. A version-1 file is rebuilt in place in one transaction, its rows kept
-as the unnamed store's (``''``); ``claim_unnamed_rows`` then gives them to the store opening it.
+to the store that migrates it (version-1 files held one store's rows). Rows of the unnamed store
+(``''``: a catalog inside its own store's folder) are never claimed by another store later.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlite3
 
 from genstore.exceptions import ConfigurationError
 
-__all__ = ["LATEST_VERSION", "claim_unnamed_rows", "ensure_schema"]
+__all__ = ["LATEST_VERSION", "ensure_schema"]
 
 LATEST_VERSION = 2
 
@@ -63,8 +64,9 @@ def _version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables, or migrate an older file; safe with several processes opening it."""
+def ensure_schema(conn: sqlite3.Connection, store: str = "") -> None:
+    """Create the tables, or migrate an older file (its rows given to ``store``); safe with
+    several processes opening it."""
     if _version(conn) == LATEST_VERSION:
         return
     conn.execute("BEGIN IMMEDIATE")  # one migrator; the others wait, then find it done
@@ -76,7 +78,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
                 f"understands ({LATEST_VERSION}): upgrade genstore"
             )
         if version < LATEST_VERSION:
-            _migrate(conn, had_tables=_has_table(conn, "operations"))
+            _migrate(conn, had_tables=_has_table(conn, "operations"), store=store)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -88,7 +90,7 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return found.fetchone() is not None
 
 
-def _migrate(conn: sqlite3.Connection, *, had_tables: bool) -> None:
+def _migrate(conn: sqlite3.Connection, *, had_tables: bool, store: str) -> None:
     if had_tables:  # version 1: the same columns without the store
         conn.execute("ALTER TABLE operations RENAME TO operations_v1")
         conn.execute("ALTER TABLE images RENAME TO images_v1")
@@ -97,28 +99,17 @@ def _migrate(conn: sqlite3.Connection, *, had_tables: bool) -> None:
     for statement in _TABLES:
         conn.execute(statement)
     if had_tables:
+        # A version-1 file indexed one store: the one migrating it now.
         conn.execute(
-            "INSERT INTO operations SELECT '', operation_id, created_us, user_id, operation_type,"
-            " status, idempotency_key, record FROM operations_v1"
+            "INSERT INTO operations SELECT ?, operation_id, created_us, user_id, operation_type,"
+            " status, idempotency_key, record FROM operations_v1",
+            (store,),
         )
         conn.execute(
-            "INSERT INTO images SELECT '', user_id, image_id, status, created_us, record"
-            " FROM images_v1"
+            "INSERT INTO images SELECT ?, user_id, image_id, status, created_us, record"
+            " FROM images_v1",
+            (store,),
         )
         conn.execute("DROP TABLE operations_v1")
         conn.execute("DROP TABLE images_v1")
     conn.execute(f"PRAGMA user_version = {LATEST_VERSION}")
-
-
-def claim_unnamed_rows(conn: sqlite3.Connection, store: str) -> None:
-    """Give ``store`` the rows written before rows carried their store (a version-1 file)."""
-    if not store:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("UPDATE operations SET store = ? WHERE store = ''", (store,))
-        conn.execute("UPDATE images SET store = ? WHERE store = ''", (store,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

@@ -3,9 +3,11 @@
 Exit codes scripts can rely on::
 
     0  ok
-    1  findings or failures (verify not ok, migrate with failures, an unexpected error)
+    1  findings or failures (verify not ok, migrate with failures, a corrupt record or catalog,
+       an unexpected error)
     2  usage (bad option or argument, invalid input)
-    3  the store cannot be opened or reached (ConfigurationError, BackendUnavailable)
+    3  the store cannot be opened or reached (ConfigurationError, BackendUnavailable), or a
+       command that only reads finds no store at the URL ("no genstore store at …")
     4  not found
 """
 
@@ -33,6 +35,7 @@ from ..exceptions import (
     InvalidInput,
     NotFound,
 )
+from ._exists import require_store
 from ._parse import parse_duration, parse_time
 
 __all__ = [
@@ -100,9 +103,15 @@ class State:
         self.err = make_console(stderr=True)
         self._store: Store | None = None
 
-    def store(self) -> Store:
-        """The store named by ``--url``/``--catalog`` (or the environment), opened on first use."""
+    def store(self, *, must_exist: bool = False) -> Store:
+        """The store named by ``--url``/``--catalog`` (or the environment), opened on first use.
+
+        ``must_exist`` (commands that only read): where there is no store, raise
+        ``ConfigurationError("no genstore store at …")`` (exit 3) and create nothing.
+        """
         if self._store is None:
+            if must_exist:
+                require_store(self.url)
             self._store = open_store(self.url, catalog=self.catalog)
         return self._store
 

@@ -98,7 +98,7 @@ def history(
 ) -> None:
     """Operations, newest first."""
     state = get_state(ctx, url, catalog)
-    page = state.store().history(
+    page = state.store(must_exist=True).history(
         **_filters(user, operation_type, status, since, until), limit=limit, cursor=cursor
     )
     if as_json:
@@ -123,9 +123,11 @@ def show(
     """One operation as JSON (exit 4 if there is none)."""
     state = get_state(ctx, url, catalog)
     try:
-        record = state.store().get_operation(operation_id)
+        record = state.store(must_exist=True).get_operation(operation_id)
     except NotFound:
-        raise NotFound(f"no operation {operation_id!r} in {state.store().blobs.url}") from None
+        raise NotFound(
+            f"no operation {operation_id!r} in {state.store(must_exist=True).blobs.url}"
+        ) from None
     text = record.model_dump_json(indent=2)
     if state.out.is_terminal:
         state.out.print_json(text)
@@ -142,7 +144,7 @@ def stats(
 ) -> None:
     """Counts of operations by type and status, and of images."""
     state = get_state(ctx, url, catalog)
-    data = state.store().stats()
+    data = state.store(must_exist=True).stats()
     if as_json:
         typer.echo(to_json(data))
         return
@@ -174,7 +176,7 @@ def export(
 ) -> None:
     """Every matching operation, newest first, as CSV or JSON Lines."""
     state = get_state(ctx, url, catalog)
-    store = state.store()
+    store = state.store(must_exist=True)
     filters = _filters(user, operation_type, status, since, until)
     if output is None:
         store.export(format.value, sys.stdout, **filters)

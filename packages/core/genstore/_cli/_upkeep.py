@@ -36,6 +36,8 @@ FINDINGS = (
     ("stale_index", "stale index row"),
     ("unreferenced_inputs", "unreferenced input"),
     ("corrupt", "corrupt record"),
+    ("corrupt_index", "corrupt catalog row"),
+    ("needs_reindex", "catalog to rebuild"),
 )
 
 
@@ -140,7 +142,7 @@ def verify(
 ) -> None:
     """Compare blobs, records and catalog; exit 1 if something is (still) wrong."""
     state = get_state(ctx, url, catalog)
-    store = state.store()
+    store = state.store(must_exist=not fix)
     with _spinner(state, "verifying"):
         report = store.verify(fix=fix, grace=grace)
         # After a repair, look again: what is left (corrupt records, never deleted) decides.

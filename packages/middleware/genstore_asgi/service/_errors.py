@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from genstore.exceptions import (
     BackendUnavailable,
+    CorruptRecord,
     GenstoreError,
     InvalidInput,
     NotFound,
@@ -50,6 +51,12 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(Busy, 503, "too many uploads in flight, retry shortly", (("Retry-After", "1"),)),
     ErrorRule(
         StoredDataUnreadable, 503, "stored data is unreadable: an operator must run genstore verify"
+    ),
+    ErrorRule(
+        CorruptRecord,
+        503,
+        "stored data is unreadable: an operator must run genstore verify",
+        log=True,
     ),
     ErrorRule(KeysUnavailable, 503, "token verification keys unavailable, try again later", _RETRY),
     ErrorRule(BackendUnavailable, 503, "storage unavailable, try again later", _RETRY, log=True),
