@@ -17,6 +17,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
+from . import claims
 from .config import PostgresSettings, settings_from_url
 from .errors import retrying
 from .schema import claim_unnamed_rows, ensure_schema
@@ -103,6 +104,7 @@ class PostgresCatalog(Catalog):
         if self.settings.schema != "public":
             self.url += f"?schema={self.settings.schema}"
         self._ready = False
+        self._claims_ready = False
         self._ready_lock = threading.Lock()
         self._closed = False
         self._connect_errors = _ConnectErrors()
@@ -362,6 +364,21 @@ class PostgresCatalog(Catalog):
             stats.by_type[operation_type] = stats.by_type.get(operation_type, 0) + count
             stats.by_status[status] = stats.by_status.get(status, 0) + count
         return stats
+
+    # -- claims (genstore_adapters.postgres.claims) -----------------------------------------------
+
+    can_claim = True
+
+    def claim(self, key: str, value: str) -> str | None:
+        schema = self.settings.schema
+
+        def work(conn: _Connection) -> str | None:
+            if not self._claims_ready:
+                claims.ensure_claims_table(conn, schema)
+                self._claims_ready = True
+            return claims.claim(conn, schema, self.store, key, value)
+
+        return self._call(f"claim {key[:80]!r}", work)
 
     def close(self) -> None:
         """Close the pool's connections; later calls raise ``BackendUnavailable``."""

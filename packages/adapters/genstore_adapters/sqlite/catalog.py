@@ -14,6 +14,7 @@ from genstore import ImageRecord, ImageStatus, OperationRecord
 from genstore.exceptions import BackendUnavailable, ConfigurationError
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 
+from . import claims
 from .errors import retrying
 from .schema import claim_unnamed_rows, ensure_schema
 
@@ -233,6 +234,13 @@ class SQLiteCatalog(Catalog):
             return out
 
         return self._run(read)
+
+    # -- claims (genstore_adapters.sqlite.claims) -------------------------------------------------
+
+    can_claim = True
+
+    def claim(self, key: str, value: str) -> str | None:
+        return self._run(lambda c: claims.claim(c, self.store, key, value))
 
     def close(self) -> None:
         with self._lock:

@@ -7,15 +7,18 @@ answer public URLs; default private, signed URLs), ``timeout`` (seconds per requ
 Streaming: ``open`` streams the download through the httpx pool the supabase client uses;
 ``write`` spools an iterable past 8 MiB to a temporary file (storage3 uploads bytes or a file
 path, never an iterable) and httpx streams that file as the one upload request. Listing uses the
-Storage list endpoint folder by folder (folders are entries whose ``id`` is null), 100 a page.
+v2 list endpoint (whole keys, case-sensitive prefixes, 1,000 a page with a cursor).
+
+Keys reach this backend already checked by ``genstore._keys.check_blob_key``, which refuses what
+Supabase rewrites or refuses: storage3 decodes ``%XX``, httpx cuts at ``#`` and the server answers
+``InvalidKey`` to ``~``, ``[``, ``]`` and non-ASCII. ``exclusive`` writes are not atomic here
+(``exclusive_writes_are_atomic`` is False): several racing ``x-upsert: false`` uploads succeed.
 """
 
 from __future__ import annotations
 
-import builtins
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -37,25 +40,20 @@ _PLACEHOLDER = ".emptyFolderPlaceholder"
 """What the Supabase dashboard writes to keep an empty folder: not a blob."""
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 class SupabaseBlobStore(BlobStore):
     """Blobs in one Supabase Storage bucket, optionally under a prefix.
 
-    Every write is one upload request (atomic on the server). Errors are translated through
+    Every write is one upload request (readers see the old or the new blob, never a mix); an
+    exclusive write is a check on the server, not a lock. Errors are translated through
     ``_errors``; 5xx, timeouts and dropped connections are retried within ``deadline``.
     """
 
     default_catalog = "supabase"
-    list_page_size = 100
-    """Entries per list request (the Storage API's default page)."""
+    exclusive_writes_are_atomic = False
+    """``x-upsert: false`` is a check, then a write: of 32 racing uploads to one key, storage-api
+    v1.70.6 let 10 to 15 succeed. genstore claims through the catalog instead."""
+    list_page_size = 1000
+    """Keys per v2 list request (the server's most)."""
     memory_limit = MEMORY_LIMIT
     """Uploads larger than this are spooled to a temporary file instead of memory."""
 
@@ -199,48 +197,35 @@ class SupabaseBlobStore(BlobStore):
         call(self.retry, lambda: self._files.remove([path]), what=self._what("delete", key))
 
     def _list(self, prefix: str) -> Iterator[BlobInfo]:
-        folder, _, start = prefix.rpartition("/")
-        base = f"{folder}/" if folder else ""
-        yield from self._walk(base, first_level_filter=start)
-
-    def _walk(self, base: str, *, first_level_filter: str) -> Iterator[BlobInfo]:
-        """Depth-first over folders (entries whose ``id`` is null), paging each folder."""
-        stack: builtins.list[tuple[str, str]] = [(base, first_level_filter)]
-        while stack:
-            folder, name_filter = stack.pop()
-            subfolders: builtins.list[str] = []
-            for entry in self._list_folder(folder):
-                name = entry.get("name")
-                if not isinstance(name, str) or not name.startswith(name_filter):
-                    continue
-                if entry.get("id") is None:
-                    subfolders.append(f"{folder}{name}/")
-                elif name != _PLACEHOLDER:
-                    metadata = entry.get("metadata") or {}
-                    size = metadata.get("size", metadata.get("contentLength", 0))
-                    modified = _parse_time(entry.get("updated_at") or metadata.get("lastModified"))
-                    yield BlobInfo(f"{folder}{name}", int(size or 0), modified)
-            stack.extend((sub, "") for sub in reversed(subfolders))
-
-    def _list_folder(self, folder: str) -> Iterator[dict[str, Any]]:
-        remote = f"{self.prefix}/{folder}" if self.prefix else folder
-        remote = remote.rstrip("/")
-        offset = 0
+        # The v2 list answers whole keys, matched case-sensitively, 1,000 a page with a cursor.
+        # The v1 list (folder by folder) cannot serve: it matches prefixes case-insensitively and
+        # merges folders that differ only in case (images/alice/ and images/Alice/ list as one,
+        # with names that carry no folder), so another user's files would show under a key that
+        # does not exist. Every key is still checked against the exact prefix.
+        remote = self._path(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        cursor: str | None = None
         while True:
-            options = {
-                "limit": self.list_page_size,
-                "offset": offset,
-                "sortBy": {"column": "name", "order": "asc"},
-            }
-            page: builtins.list[dict[str, Any]] = call(
+            options: dict[str, Any] = {"prefix": remote, "limit": self.list_page_size}
+            if cursor:
+                options["cursor"] = cursor
+            page = call(
                 self.retry,
-                lambda: self._files.list(remote, options),  # noqa: B023 - called at once
-                what=f"list {self.url}/{folder}",
+                lambda: self._files.list_v2(options),  # noqa: B023 - called at once
+                what=f"list {self.url}/{prefix}",
             )
-            yield from page
-            if len(page) < self.list_page_size:
+            for entry in page.objects:
+                if not entry.name.startswith(remote):
+                    continue
+                key = entry.name[cut:]
+                if key.startswith(".") or "/." in key or key.endswith(_PLACEHOLDER):
+                    continue
+                metadata = entry.metadata or {}
+                size = metadata.get("size", metadata.get("contentLength", 0))
+                yield BlobInfo(key, int(size or 0), entry.updated_at)
+            cursor = page.nextCursor
+            if not page.hasNext or not cursor:
                 return
-            offset += len(page)
 
     def _url_for(self, key: str, *, expires: int) -> str | None:
         path = self._path(key)
