@@ -3,11 +3,19 @@
 It is a fake, not Supabase. It follows ``/work/shared/SUPABASE_STORAGE_API.md`` (the contract
 observed against storage-api v1.70.6 with storage3 2.34.1) for Storage, under ``/storage/v1/``:
 buckets (create, get, list, delete, empty), upload (POST, ``x-upsert``) and update (PUT) as
-multipart, download (with ``Range``), info, list (folders first with ``id: null``, then files;
-limit/offset/sortBy/search), signed URLs (one and many; fetching one needs no auth and checks the
-token), public URLs, move, copy, remove. Errors are the real ones: HTTP 400 with the real status
-as a *string* in ``{"statusCode", "error", "message", "code"}``, except the real HTTP 500
-``DatabaseError`` (JWT role that is not a database role) and the real HTTP 416 (bad ``Range``).
+multipart, download (with ``Range``), info, list v1 and v2 (``_supabase_list``: v1 folds case
+and merges folders that differ only in case, 1,500 entries at most; v2 lists whole keys, exact
+prefixes, 1,000 a page with a cursor), signed URLs (one and many; fetching one needs no auth and
+checks the token), public URLs, move, copy, remove. Errors are the real ones: HTTP 400 with the
+real status as a *string* in ``{"statusCode", "error", "message", "code"}``, except the real HTTP
+500 ``DatabaseError`` (JWT role that is not a database role) and the real HTTP 416 (bad ``Range``).
+
+Where the real server surprises, the fake does the same (each checked against it by
+tests/adapters/test_supabase_fake_vs_real.py): ``x-upsert: false`` is a check before the upload,
+so racing uploads to one key may all succeed; keys are URL-decoded (``%41`` is ``A``) and refused
+with ``InvalidKey`` outside storage-api's alphabet (``~``, ``[``, ``]``, ``%``, ``#``,
+non-ASCII); a bad signed-URL token is ``InvalidJWT``, a token for another object
+``InvalidSignature``, and signing in a missing bucket is ``NoSuchKey``.
 
 Under ``/rest/v1/`` it answers the PostgREST calls the supabase client makes for genstore's two
 tables (columns, keys and checks as in ``migration.sql``): select with ``eq neq lt lte gt gte is
@@ -26,8 +34,7 @@ rows and objects under ``images/<sub>/``) and may not write.
 Left out: the S3 endpoint, resumable (TUS) uploads, image transforms, the v2 list, bucket
 updates, every other PostgREST feature (embedding, RPC, aggregates, JSON paths, text search), and
 PostgreSQL semantics beyond what is listed (text compares by code point, as the migration's
-``collate "C"`` columns do; Storage's list matches its prefix exactly and case-sensitively, where
-the real server uses ``ILIKE``).
+``collate "C"`` columns do).
 
 Failure injection for retry tests: ``fail_next(n, status)`` answers the next ``n`` requests with
 that status and a gateway-style plain-text body; ``delay_next(n, seconds)`` holds them first.
