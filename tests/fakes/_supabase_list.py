@@ -3,8 +3,8 @@ server, and read in its ``storage.search`` SQL):
 
 - v1 (``POST /object/list/{bucket}``), folder by folder: the prefix and ``search`` match
   case-insensitively (``lower(name)``), so ``images/alice/`` and ``images/Alice/`` are one
-  folder, listed under the lower-case name, and listing either shows both users' files by their
-  last segment alone. At most 1,500 entries a request, whatever ``limit`` asks.
+  folder, listed once (spelt as its first object in lower-case order spells it), and listing
+  either shows both users' files by their last segment alone. At most 1,500 entries a request, whatever ``limit`` asks.
 - v2 (``POST /object/list-v2/{bucket}``): whole keys, the prefix matched exactly (case-sensitive),
   in code-point order, at most 1,000 a page with ``hasNext`` and an opaque ``nextCursor``;
   ``with_delimiter`` gives the next level's folders (``key``, and ``name`` ending in ``/``).
@@ -80,19 +80,22 @@ def list_v1(objects: Objects, body: dict[str, Any]) -> list[dict[str, Any]]:
     offset = int(body.get("offset", 0))
     sort = body.get("sortBy") or {}
     column, reverse = sort.get("column", "name"), sort.get("order", "asc") == "desc"
-    folders: set[str] = set()
+    folders: dict[str, str] = {}
     files: list[tuple[str, StoredObject]] = []
-    for name, obj in objects:
+    for name, obj in sorted(objects, key=lambda item: item[0].lower()):
         lowered = name.lower()
         rest = name[len(folder) :]
         if not lowered.startswith(folder) or not rest.lower().startswith(search):
             continue
         if "/" in rest:
-            folders.add(rest.split("/", 1)[0].lower())  # merged, under the lower-case name
+            # Merged across case, named as the first object in lower-case order spells it.
+            segment = rest.split("/", 1)[0]
+            folders.setdefault(segment.lower(), segment)
         else:
             files.append((rest, obj))
     files.sort(key=lambda f: _sort_key(f, column), reverse=reverse)
-    entries = [_folder_entry(f) for f in sorted(folders, reverse=reverse)]
+    ordered = sorted(folders.items(), reverse=reverse)
+    entries = [_folder_entry(spelt) for _, spelt in ordered]
     entries += [file_entry(name, obj) for name, obj in files]
     return entries[offset : offset + limit]
 
