@@ -1,6 +1,6 @@
 """The real Supabase Storage server (a pytest plugin, loaded by tests/conftest.py).
 
-``/work/shared/supabase-storage`` (the project's sibling folder ``../shared/supabase-storage``)
+``../shared/supabase-storage`` (next to the project's folder; ``GENSTORE_SUPABASE_KIT`` overrides)
 holds the open-source storage-api v1.70.6 and scripts that build it from the npm registry and serve
 it on 127.0.0.1. The session fixture ``supabase_storage`` builds it once into
 ``~/.cache/supabase-storage-v1.70.6`` (``GENSTORE_SUPABASE_BUILD`` overrides; later runs reuse
@@ -32,10 +32,9 @@ from helpers import need_server
 __all__ = ["KIT", "RealSupabase"]
 
 _ROOT = Path(__file__).resolve().parents[1]
-KIT = Path(os.environ.get("GENSTORE_SUPABASE_KIT", "/work/shared/supabase-storage"))
-"""The kit: ``build.sh``, ``serve.sh``, ``stop.sh`` and the source tarball."""
-if not KIT.is_dir():  # a checkout next to the shared folder, as the issue describes it
-    KIT = _ROOT.parent / "shared" / "supabase-storage"
+KIT = Path(os.environ.get("GENSTORE_SUPABASE_KIT", _ROOT.parent / "shared" / "supabase-storage"))
+"""The kit (``build.sh``, ``serve.sh``, ``stop.sh``, the source tarball): ``../shared`` next to
+the project, or ``GENSTORE_SUPABASE_KIT``."""
 BUILD = Path(
     os.environ.get("GENSTORE_SUPABASE_BUILD", Path.home() / ".cache" / "supabase-storage-v1.70.6")
 )
