@@ -9,8 +9,8 @@ it), serves it, yields the ``export`` variables ``serve.sh`` printed, and stops 
 Locally the tests are skipped with the reason when the kit, Node/npm, a compiler or PostgreSQL is
 missing, or the build fails; under ``CI=true`` they fail instead (``helpers.need_server``).
 
-    def test_x(supabase_env: dict[str, str]) -> None:   # the environment points at the server
-        store = genstore.open_store(f"supabase://{bucket}?catalog=sqlite:///...")
+    def test_x(supabase_env: RealSupabase) -> None:   # the environment points at the server
+        url = f"supabase://{supabase_env.new_bucket_name()}?catalog=sqlite:///..."
 
 There is no PostgREST here, so the Supabase *catalog* cannot run against it: tests pair the
 Supabase blob store with another catalog (SQLite, PostgreSQL).

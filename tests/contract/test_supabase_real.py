@@ -123,3 +123,20 @@ def test_the_client_would_silently_rewrite_percent_escapes(store: genstore.Store
     prefix: str = store.blobs.prefix  # type: ignore[attr-defined]
     files.upload(f"{prefix}/k%41.txt", b"x", {"content-type": "text/plain"})
     assert [b.key for b in store.blobs.list("")] == ["kA.txt"]
+
+
+def test_without_node_the_fixture_skips_locally_and_fails_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import helpers
+    import supabase_storage
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm, no node, no compiler
+    reason = supabase_storage._why_unavailable()
+    assert reason is not None and "npm" in reason and "node" in reason
+    monkeypatch.setattr(helpers, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="missing tools"):
+        helpers.need_server(False, reason)
+    monkeypatch.setattr(helpers, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI must run these tests"):
+        helpers.need_server(False, reason)
