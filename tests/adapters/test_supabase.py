@@ -1,8 +1,9 @@
 """The Supabase backend and catalog, through the real ``supabase`` client, against a FAKE server.
 
-No Supabase server can run here, so ``tests/fakes/supabase_server.py`` stands in at the HTTP
-boundary: a fake that follows the observed Storage contract (SUPABASE_STORAGE_API.md, errors
-included) and the PostgREST calls the client makes (see its docstring for what it leaves out).
+These fast tests use ``tests/fakes/supabase_server.py`` at the HTTP boundary: a fake that follows
+the real Storage server (test_supabase_fake_vs_real.py compares the two on one scenario; the
+contract runs on the real storage-api in tests/contract/test_supabase_real.py) and the PostgREST
+calls the client makes (the kit has no PostgREST; see the fake's docstring for what it leaves out).
 The migration SQL is checked against the real PostgreSQL server on 127.0.0.1:5432.
 """
 
