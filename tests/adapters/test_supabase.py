@@ -15,12 +15,11 @@ import subprocess
 import sys
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -56,6 +55,7 @@ from hypothesis import strategies as st
 from storage3.exceptions import StorageApiError
 
 BUCKET = "genstore-test"
+T = TypeVar("T")
 T0 = datetime(2025, 6, 18, 0, 39, 32, 148000, tzinfo=UTC)
 
 
@@ -293,6 +293,21 @@ def test_exclusive_write_whose_reply_was_lost_still_succeeds(
     assert blobs.read("images/u/b.png") == b"mine"
 
 
+def test_exclusive_write_whose_move_reply_was_lost_still_succeeds(
+    blobs: SupabaseBlobStore, fake: FakeSupabase
+) -> None:
+    fake.fail_next(1, 504, after_handling=True, path="/object/move")  # moved, reply lost
+    assert blobs.write("images/u/m.png", [b"mine"], exclusive=True) == 4
+    assert blobs.read("images/u/m.png") == b"mine"
+    assert fake.count("POST", "/storage/v1/object/move") == 2
+    blobs.write("images/u/n.png", [b"theirs"])
+    fake.fail_next(1, 504, after_handling=True, path="/object/move")  # refused, reply lost
+    with pytest.raises(AlreadyExists):
+        blobs.write("images/u/n.png", [b"mine"], exclusive=True)
+    assert blobs.read("images/u/n.png") == b"theirs"
+    assert blobs.sweep_temporaries(older_than=0) == 0
+
+
 def test_exclusive_write_over_other_bytes_after_a_lost_reply_still_refuses(
     blobs: SupabaseBlobStore, fake: FakeSupabase
 ) -> None:
@@ -401,26 +416,69 @@ def test_folders_differing_only_in_case_list_apart(blobs: SupabaseBlobStore) -> 
     ]
 
 
-def test_claims_keep_racing_image_creates_apart_on_a_non_atomic_server(
+class _UpsertFalseBlobStore(SupabaseBlobStore):
+    """A blob store whose exclusive write is the plain ``x-upsert: false`` upload: a check on
+    the server, not a lock (what this backend did before it moved temporaries into place)."""
+
+    exclusive_writes_are_atomic = False
+
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
+    ) -> int:
+        if not exclusive:
+            return super()._write(key, chunks, content_type=content_type, exclusive=False)
+        data = b"".join(chunks)
+        options = {"content-type": content_type, "x-upsert": "false"}
+        call(self.retry, lambda: self._files.upload(self._path(key), data, options), what=key)
+        return len(data)
+
+
+def _race(n: int, work: Callable[[int], T]) -> list[T]:
+    start = threading.Barrier(n)
+
+    def run(i: int) -> T:
+        start.wait(30)
+        return work(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def test_racing_exclusive_writes_have_one_winner(blobs: SupabaseBlobStore) -> None:
+    def write(i: int) -> bool:
+        try:
+            blobs.write("race/one.bin", [b"%d" % i], exclusive=True)
+        except AlreadyExists:
+            return False
+        return True
+
+    wins = _race(16, write)
+    assert wins.count(True) == 1
+    assert blobs.read("race/one.bin") == b"%d" % wins.index(True)
+    assert [b.key for b in blobs.list("")] == ["race/one.bin"]  # temporaries hidden...
+    assert blobs.sweep_temporaries(older_than=0) == 0  # ...and none left behind
+
+
+def test_catalog_claims_keep_image_creates_apart_where_exclusive_writes_race(
     fake: FakeSupabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fake, as the real server, lets racing exclusive uploads through: the SQLite
-    catalog's claims decide which create gets which name."""
+    """On a blob store whose exclusive writes race (the fake's x-upsert: false races as the real
+    server's does), the SQLite catalog's claims decide which create gets which name."""
     import genstore
     import genstore._images as images_module
+    from genstore_adapters.sqlite.catalog import SQLiteCatalog
 
     monkeypatch.setattr(images_module, "_now_ms", lambda: 1_750_000_000_000)
-    catalog = quote(f"sqlite:///{tmp_path / 'c.sqlite3'}", safe="")
-    start = threading.Barrier(12)
-    with genstore.open_store(f"supabase://{BUCKET}/race?catalog={catalog}") as store:
+    connection = SupabaseConnection(Settings.from_env(need_api=False), timeout=10)
+    racing = _UpsertFalseBlobStore(connection, BUCKET, "race")
+    racing.ensure_bucket()
+    with genstore.Store(racing, SQLiteCatalog(tmp_path / "c.sqlite3", store=racing.url)) as store:
 
         def create(i: int) -> str:
-            start.wait(30)
             png = png_bytes(2, 2, f"#{i * 20:02x}0000")
             return store.images.create(user_id="u", prompt="p", image_data=png).key
 
-        with ThreadPoolExecutor(12) as pool:
-            keys = list(pool.map(create, range(12)))
+        keys = _race(12, create)
     assert len(set(keys)) == 12
 
 

@@ -290,8 +290,11 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
             obj = bucket.objects.get(source)
             if obj is None:
                 return not_found()
+            # Atomic, as on the real server (its unique index on names decides racing moves).
             if dest in bucket.objects:
-                return error(409, "Duplicate", "The resource already exists", "KeyAlreadyExists")
+                return error(
+                    409, "Duplicate", "The resource already exists", "ResourceAlreadyExists"
+                )
             copy = StoredObject(obj.data, obj.content_type, obj.cache_control)
             bucket.objects[dest] = copy
             if request.url.path.endswith("/move"):

@@ -165,7 +165,7 @@ class FakeSupabase:
             }
             self.tables_installed = True
             self.requests: list[tuple[str, str]] = []
-            self._failures: list[tuple[int, str, bool]] = []
+            self._failures: list[tuple[int, str, bool, str]] = []
             self._delays: list[float] = []
 
     # -- auth -------------------------------------------------------------------------------
@@ -206,27 +206,37 @@ class FakeSupabase:
     # -- failure injection ------------------------------------------------------------------
 
     def fail_next(
-        self, n: int, status: int = 503, body: str = "", *, after_handling: bool = False
+        self,
+        n: int,
+        status: int = 503,
+        body: str = "",
+        *,
+        after_handling: bool = False,
+        path: str = "",
     ) -> None:
         """Answer the next ``n`` requests with ``status`` (a gateway's plain-text error page).
 
         ``after_handling``: the request is carried out first and only its reply is lost, as when
-        a gateway times out after the server committed.
+        a gateway times out after the server committed. ``path``: only requests whose path
+        contains it count (others pass untouched).
         """
         text = body or "upstream connect error or disconnect/reset before headers"
         with self.lock:
-            self._failures.extend([(status, text, after_handling)] * n)
+            self._failures.extend([(status, text, after_handling, path)] * n)
 
     def delay_next(self, n: int, seconds: float) -> None:
         """Hold the next ``n`` requests ``seconds`` before handling them (client timeouts)."""
         with self.lock:
             self._delays.extend([seconds] * n)
 
-    def _take_fault(self) -> tuple[float, tuple[int, str, bool] | None]:
+    def _take_fault(self, path: str) -> tuple[float, tuple[int, str, bool] | None]:
         with self.lock:
             delay = self._delays.pop(0) if self._delays else 0.0
-            failure = self._failures.pop(0) if self._failures else None
-        return delay, failure
+            for i, (status, text, after_handling, wanted) in enumerate(self._failures):
+                if wanted in path:
+                    del self._failures[i]
+                    return delay, (status, text, after_handling)
+        return delay, None
 
     def count(self, method: str, path_prefix: str) -> int:
         """How many logged requests had ``method`` and a path starting with ``path_prefix``."""
@@ -247,7 +257,7 @@ class _Gateway:
             return
         with self.fake.lock:
             self.fake.requests.append((scope["method"], scope["path"]))
-        delay, failure = self.fake._take_fault()
+        delay, failure = self.fake._take_fault(scope["path"])
         if delay:
             await asyncio.sleep(delay)
         if failure is not None:

@@ -11,14 +11,17 @@ v2 list endpoint (whole keys, case-sensitive prefixes, 1,000 a page with a curso
 
 Keys reach this backend already checked by ``genstore._keys.check_blob_key``, which refuses what
 Supabase rewrites or refuses: storage3 decodes ``%XX``, httpx cuts at ``#`` and the server answers
-``InvalidKey`` to ``~``, ``[``, ``]`` and non-ASCII. ``exclusive`` writes are not atomic here
-(``exclusive_writes_are_atomic`` is False): several racing ``x-upsert: false`` uploads succeed.
+``InvalidKey`` to ``~``, ``[``, ``]`` and non-ASCII. An ``exclusive`` write is not an
+``x-upsert: false`` upload (several racing ones succeed on the real server) but an upload to a
+hidden temporary (``.tmp/``) moved onto the key: exactly one racing move wins.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -36,6 +39,8 @@ __all__ = ["SupabaseBlobStore", "open_supabase"]
 
 logger = logging.getLogger(__name__)
 
+_TEMPORARIES = ".tmp"
+"""Hidden folder (under the prefix) of exclusive writes' temporaries: never listed."""
 _PLACEHOLDER = ".emptyFolderPlaceholder"
 """What the Supabase dashboard writes to keep an empty folder: not a blob."""
 
@@ -44,14 +49,14 @@ class SupabaseBlobStore(BlobStore):
     """Blobs in one Supabase Storage bucket, optionally under a prefix.
 
     Every write is one upload request (readers see the old or the new blob, never a mix); an
-    exclusive write is a check on the server, not a lock. Errors are translated through
+    exclusive one is an upload and a move (atomic). Errors are translated through
     ``_errors``; 5xx, timeouts and dropped connections are retried within ``deadline``.
     """
 
     default_catalog = "supabase"
-    exclusive_writes_are_atomic = False
-    """``x-upsert: false`` is a check, then a write: of 32 racing uploads to one key, storage-api
-    v1.70.6 let 10 to 15 succeed. genstore claims through the catalog instead."""
+    exclusive_writes_are_atomic = True
+    """An exclusive write uploads a hidden temporary and moves it onto the key: the move is
+    decided by the database's unique index (``x-upsert: false`` alone is not atomic)."""
     list_page_size = 1000
     """Keys per v2 list request (the server's most)."""
     memory_limit = MEMORY_LIMIT
@@ -122,30 +127,49 @@ class SupabaseBlobStore(BlobStore):
     def _write(
         self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
-        path = self._path(key)
         what = self._what("write", key)
-        options = {
-            "content-type": content_type,
-            "cache-control": "3600",
-            "x-upsert": "false" if exclusive else "true",
-        }
-        attempts = 0
         with spool(chunks, memory_limit=self.memory_limit) as payload:
-
-            def upload() -> None:
-                nonlocal attempts
-                attempts += 1
-                self._files.upload(path, payload.data, options)
-
+            if not exclusive:
+                self._upload(self._path(key), payload, content_type, what)
+                return payload.size
+            # x-upsert: false is a check before the upload, not a lock: of 32 racing uploads to
+            # one key, storage-api v1.70.6 let 10 to 15 succeed. A move renames the object's
+            # row, and the database's unique index on names lets exactly one racing move win.
+            temporary = self._path(f"{_TEMPORARIES}/{uuid.uuid4().hex}")
+            self._upload(temporary, payload, content_type, what)
             try:
-                call(self.retry, upload, what=what, upsert=not exclusive)
-            except AlreadyExists:
-                # A reply lost after the server stored our upload makes the retry find it taken:
-                # the same bytes there (Supabase's etag is their MD5) mean the write succeeded.
-                if attempts > 1 and self._etag(path, what) == payload.md5:
-                    return payload.size
+                self._move(temporary, self._path(key), payload.md5, what)
+            except BaseException:
+                self._discard(temporary)
                 raise
             return payload.size
+
+    def _upload(self, path: str, payload: Any, content_type: str, what: str) -> None:
+        options = {"content-type": content_type, "cache-control": "3600", "x-upsert": "true"}
+        call(self.retry, lambda: self._files.upload(path, payload.data, options), what=what)
+
+    def _move(self, source: str, path: str, md5: str, what: str) -> None:
+        attempts = 0
+
+        def move() -> None:
+            nonlocal attempts
+            attempts += 1
+            self._files.move(source, path)
+
+        try:
+            call(self.retry, move, what=what, upsert=False)
+        except (AlreadyExists, NotFound):
+            # A reply lost after the server moved our temporary makes the retry find the key
+            # taken (or the temporary gone): our bytes there (the etag is their MD5) mean success.
+            if attempts > 1 and self._etag(path, what) == md5:
+                return
+            raise
+
+    def _discard(self, path: str) -> None:
+        try:
+            self._files.remove([path])
+        except Exception:  # swept later by sweep_temporaries
+            logger.warning("could not remove the temporary %s/%s", self.url, path)
 
     def _info(self, path: str, what: str) -> dict[str, Any]:
         info: dict[str, Any] = call(self.retry, lambda: self._files.info(path), what=what)
@@ -204,28 +228,40 @@ class SupabaseBlobStore(BlobStore):
         # does not exist. Every key is still checked against the exact prefix.
         remote = self._path(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         cut = len(self.prefix) + 1 if self.prefix else 0
+        for entry in self._objects(remote, what=f"list {self.url}/{prefix}"):
+            key = entry.name[cut:]
+            if key.startswith(".") or "/." in key or key.endswith(_PLACEHOLDER):
+                continue
+            metadata = entry.metadata or {}
+            size = metadata.get("size", metadata.get("contentLength", 0))
+            yield BlobInfo(key, int(size or 0), entry.updated_at)
+
+    def _objects(self, remote: str, *, what: str) -> Iterator[Any]:
+        """Every object whose full name starts with ``remote`` (v2 list entries), by name."""
         cursor: str | None = None
         while True:
             options: dict[str, Any] = {"prefix": remote, "limit": self.list_page_size}
             if cursor:
                 options["cursor"] = cursor
-            page = call(
-                self.retry,
-                lambda: self._files.list_v2(options),  # noqa: B023 - called at once
-                what=f"list {self.url}/{prefix}",
-            )
-            for entry in page.objects:
-                if not entry.name.startswith(remote):
-                    continue
-                key = entry.name[cut:]
-                if key.startswith(".") or "/." in key or key.endswith(_PLACEHOLDER):
-                    continue
-                metadata = entry.metadata or {}
-                size = metadata.get("size", metadata.get("contentLength", 0))
-                yield BlobInfo(key, int(size or 0), entry.updated_at)
+            page = call(self.retry, lambda: self._files.list_v2(options), what=what)  # noqa: B023
+            yield from (entry for entry in page.objects if entry.name.startswith(remote))
             cursor = page.nextCursor
             if not page.hasNext or not cursor:
                 return
+
+    def sweep_temporaries(self, older_than: float = 3600.0) -> int:
+        """Remove the temporaries of exclusive writes that a killed process left behind."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        remote = self._path(f"{_TEMPORARIES}/")
+        stale = [
+            entry.name
+            for entry in self._objects(remote, what=f"sweep {self.url}/{_TEMPORARIES}")
+            if entry.updated_at < cutoff
+        ]
+        for start in range(0, len(stale), 100):
+            batch = stale[start : start + 100]
+            call(self.retry, lambda: self._files.remove(batch), what=f"sweep {self.url}")  # noqa: B023
+        return len(stale)
 
     def _url_for(self, key: str, *, expires: int) -> str | None:
         path = self._path(key)
