@@ -4,8 +4,7 @@ The real Storage server runs in test_supabase_real.py, but without PostgREST, so
 *catalog* is tested here against ``tests/fakes/supabase_server.py``: a fake at the HTTP boundary
 that follows the real Storage server (compared with it in test_supabase_fake_vs_real.py) and the
 PostgREST calls the client makes; the store talks to it through the real ``supabase`` client,
-configured only by ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``. The Supabase catalog has no
-``claim`` yet, so this pair's idempotency and image-name races are not atomic (a warning says so).
+configured only by ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 Two things in genstore must be created by one writer only: the marker that reserves an operation
 id for an idempotency key, and a user image's PNG name. Where the blob store's exclusive write is
-atomic (local files, S3 conditional writes) that write is the claim. Where it is not
-(``BlobStore.exclusive_writes_are_atomic`` False: Supabase Storage lets several racing
-``x-upsert: false`` uploads succeed), the catalog's unique constraint decides (``Catalog.claim``),
-and the blob is then written by the winner alone. A catalog that cannot claim (the sidecar and
-Supabase catalogs) leaves only the blob store's check-then-write: a documented limitation, logged
-once per store as a warning, under which racing writers may both win.
+atomic (local files: a hard link; S3: a conditional write; Supabase: a temporary moved onto the
+key) that write is the claim. Where it is not (``BlobStore.exclusive_writes_are_atomic`` False:
+the generic fsspec backend checks, then writes), the catalog's unique constraint decides
+(``Catalog.claim``: SQLite, PostgreSQL) and the blob is then written by the winner alone. A
+catalog that cannot claim (sidecar, Supabase) leaves only the check-then-write: a documented
+limitation, logged once per store as a warning, under which racing writers may both win.
 """
 
 from __future__ import annotations

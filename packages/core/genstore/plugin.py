@@ -117,9 +117,9 @@ class BlobStore(ABC):
     exclusive_writes_are_atomic: bool = True
     """Whether ``write(..., exclusive=True)`` is atomic: of several writers racing for one key,
     exactly one succeeds and the others get ``AlreadyExists``. A backend that can only check and
-    then write (Supabase Storage, whose ``x-upsert: false`` lets several racing uploads succeed)
-    declares False; genstore then claims idempotency keys and image names through the catalog
-    (``Catalog.claim``) instead of relying on the blob store alone."""
+    then write (the generic fsspec backend; a plain Supabase ``x-upsert: false`` upload would be
+    one too) declares False; genstore then claims idempotency keys and image names through the
+    catalog (``Catalog.claim``) instead of relying on the blob store alone."""
 
     # -- the public API: validation, then the implementation ------------------------------------
 
