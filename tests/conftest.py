@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from helpers import FileServer, need_server
 
-pytest_plugins: list[str] = ["s3_fixtures", "provider_clients"]
+pytest_plugins: list[str] = ["s3_fixtures", "provider_clients", "supabase_storage"]
 
 
 @pytest.fixture(autouse=True)

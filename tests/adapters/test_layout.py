@@ -14,7 +14,7 @@ from genstore.plugin import BackendSpec, CatalogSpec
 
 ROOT = Path(genstore_adapters.__file__).parent
 BACKENDS = {"local", "fsspec", "s3", "supabase", "sqlite", "sidecar", "postgres"}
-SHARED = {"__init__.py", "_options.py", "_retry.py", "_sqlstate.py"}
+SHARED = {"__init__.py", "_options.py", "_retry.py", "_rows.py", "_sqlstate.py"}
 
 
 def test_no_flat_modules_only_backend_packages_and_the_shared_three() -> None:

@@ -1,8 +1,9 @@
 """The Supabase backend and catalog, through the real ``supabase`` client, against a FAKE server.
 
-No Supabase server can run here, so ``tests/fakes/supabase_server.py`` stands in at the HTTP
-boundary: a fake that follows the observed Storage contract (SUPABASE_STORAGE_API.md, errors
-included) and the PostgREST calls the client makes (see its docstring for what it leaves out).
+These fast tests use ``tests/fakes/supabase_server.py`` at the HTTP boundary: a fake that follows
+the real Storage server (test_supabase_fake_vs_real.py compares the two on one scenario; the
+contract runs on the real storage-api in tests/contract/test_supabase_real.py) and the PostgREST
+calls the client makes (the kit has no PostgREST; see the fake's docstring for what it leaves out).
 The migration SQL is checked against the real PostgreSQL server on 127.0.0.1:5432.
 """
 
@@ -12,10 +13,13 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -37,6 +41,7 @@ from genstore import (
 from genstore._plugins import backend_specs, catalog_specs, open_backend
 from genstore._url import parse_catalog_url, parse_url
 from genstore.plugin import HistoryQuery
+from genstore.testing import png_bytes
 from genstore_adapters._retry import RetryPolicy
 from genstore_adapters.supabase import hooks
 from genstore_adapters.supabase.blobs import SupabaseBlobStore, open_supabase
@@ -50,6 +55,7 @@ from hypothesis import strategies as st
 from storage3.exceptions import StorageApiError
 
 BUCKET = "genstore-test"
+T = TypeVar("T")
 T0 = datetime(2025, 6, 18, 0, 39, 32, 148000, tzinfo=UTC)
 
 
@@ -287,6 +293,21 @@ def test_exclusive_write_whose_reply_was_lost_still_succeeds(
     assert blobs.read("images/u/b.png") == b"mine"
 
 
+def test_exclusive_write_whose_move_reply_was_lost_still_succeeds(
+    blobs: SupabaseBlobStore, fake: FakeSupabase
+) -> None:
+    fake.fail_next(1, 504, after_handling=True, path="/object/move")  # moved, reply lost
+    assert blobs.write("images/u/m.png", [b"mine"], exclusive=True) == 4
+    assert blobs.read("images/u/m.png") == b"mine"
+    assert fake.count("POST", "/storage/v1/object/move") == 2
+    blobs.write("images/u/n.png", [b"theirs"])
+    fake.fail_next(1, 504, after_handling=True, path="/object/move")  # refused, reply lost
+    with pytest.raises(AlreadyExists):
+        blobs.write("images/u/n.png", [b"mine"], exclusive=True)
+    assert blobs.read("images/u/n.png") == b"theirs"
+    assert blobs.sweep_temporaries(older_than=0) == 0
+
+
 def test_exclusive_write_over_other_bytes_after_a_lost_reply_still_refuses(
     blobs: SupabaseBlobStore, fake: FakeSupabase
 ) -> None:
@@ -355,33 +376,110 @@ def test_unsafe_keys_are_invalid_input(blobs: SupabaseBlobStore) -> None:
 # -- listing -----------------------------------------------------------------------------------
 
 
-def test_list_recurses_folders_and_pages_past_100(
+def test_list_pages_whole_keys_past_1000_in_key_order(
     blobs: SupabaseBlobStore, fake: FakeSupabase
 ) -> None:
     objects = fake.buckets[BUCKET].objects
-    expected = {f"operations/20250618/op{i:03d}.json" for i in range(130)}
+    expected = {f"operations/20250618/op{i:04d}.json" for i in range(1010)}
     expected |= {"operations/20250619/a.json", "operations/20250619/deep/er/b.json"}
-    for key in expected | {"inputs/sha256/ab/c.png", "operationsX/nope.json"}:
+    strangers = {"inputs/sha256/ab/c.png", "operationsX/nope.json", "Operations/upper.json"}
+    for key in expected | strangers:
         objects[f"tenant/{key}"] = StoredObject(b"12345", "application/json")
     objects["outside-the-prefix.json"] = StoredObject(b"1", "application/json")
     objects["tenant/operations/.emptyFolderPlaceholder"] = StoredObject(b"", "text/plain")
-    before = fake.count("POST", f"/storage/v1/object/list/{BUCKET}")
+    before = fake.count("POST", f"/storage/v1/object/list-v2/{BUCKET}")
 
     listed = list(blobs.list("operations/"))
 
-    assert sorted(b.key for b in listed) == sorted(expected)
+    assert [b.key for b in listed] == sorted(expected)
     assert {b.size for b in listed} == {5}
     assert all(b.modified is not None for b in listed)
-    assert (
-        fake.count("POST", f"/storage/v1/object/list/{BUCKET}") - before >= 5
-    )  # 2 pages + folders
+    assert fake.count("POST", f"/storage/v1/object/list-v2/{BUCKET}") - before == 2
     assert {b.key for b in blobs.list("operations/2025061")} == expected
     assert {b.key for b in blobs.list("operations/20250619/")} == {
         "operations/20250619/a.json",
         "operations/20250619/deep/er/b.json",
     }
-    assert len(list(blobs.list(""))) == len(expected) + 2
+    assert len(list(blobs.list(""))) == len(expected) + len(strangers)
     assert list(blobs.list("nothing/")) == []
+
+
+def test_folders_differing_only_in_case_list_apart(blobs: SupabaseBlobStore) -> None:
+    """The v1 list would merge them (as the real server does, and the fake now too)."""
+    for user in ("alice", "Alice", "ALICE", "alicex"):
+        blobs.write(f"images/{user}/{user}.json", [user.encode()])
+    for user in ("alice", "Alice", "ALICE"):
+        assert [b.key for b in blobs.list(f"images/{user}/")] == [f"images/{user}/{user}.json"]
+    assert [b.key for b in blobs.list("images/ali")] == [
+        "images/alice/alice.json",
+        "images/alicex/alicex.json",
+    ]
+
+
+class _UpsertFalseBlobStore(SupabaseBlobStore):
+    """A blob store whose exclusive write is the plain ``x-upsert: false`` upload: a check on
+    the server, not a lock (what this backend did before it moved temporaries into place)."""
+
+    exclusive_writes_are_atomic = False
+
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
+    ) -> int:
+        if not exclusive:
+            return super()._write(key, chunks, content_type=content_type, exclusive=False)
+        data = b"".join(chunks)
+        options = {"content-type": content_type, "x-upsert": "false"}
+        call(self.retry, lambda: self._files.upload(self._path(key), data, options), what=key)
+        return len(data)
+
+
+def _race(n: int, work: Callable[[int], T]) -> list[T]:
+    start = threading.Barrier(n)
+
+    def run(i: int) -> T:
+        start.wait(30)
+        return work(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def test_racing_exclusive_writes_have_one_winner(blobs: SupabaseBlobStore) -> None:
+    def write(i: int) -> bool:
+        try:
+            blobs.write("race/one.bin", [b"%d" % i], exclusive=True)
+        except AlreadyExists:
+            return False
+        return True
+
+    wins = _race(16, write)
+    assert wins.count(True) == 1
+    assert blobs.read("race/one.bin") == b"%d" % wins.index(True)
+    assert [b.key for b in blobs.list("")] == ["race/one.bin"]  # temporaries hidden...
+    assert blobs.sweep_temporaries(older_than=0) == 0  # ...and none left behind
+
+
+def test_catalog_claims_keep_image_creates_apart_where_exclusive_writes_race(
+    fake: FakeSupabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a blob store whose exclusive writes race (the fake's x-upsert: false races as the real
+    server's does), the SQLite catalog's claims decide which create gets which name."""
+    import genstore
+    import genstore._images as images_module
+    from genstore_adapters.sqlite.catalog import SQLiteCatalog
+
+    monkeypatch.setattr(images_module, "_now_ms", lambda: 1_750_000_000_000)
+    connection = SupabaseConnection(Settings.from_env(need_api=False), timeout=10)
+    racing = _UpsertFalseBlobStore(connection, BUCKET, "race")
+    racing.ensure_bucket()
+    with genstore.Store(racing, SQLiteCatalog(tmp_path / "c.sqlite3", store=racing.url)) as store:
+
+        def create(i: int) -> str:
+            png = png_bytes(2, 2, f"#{i * 20:02x}0000")
+            return store.images.create(user_id="u", prompt="p", image_data=png).key
+
+        keys = _race(12, create)
+    assert len(set(keys)) == 12
 
 
 # -- URLs --------------------------------------------------------------------------------------
@@ -398,9 +496,9 @@ def test_signed_urls_work_without_auth_and_only_for_their_object(
     assert plain.status_code == 200 and plain.content == b"secret png"
     assert plain.headers["content-type"] == "image/png"
     other = httpx.get(url.replace("/a.png?", "/b.png?"))
-    assert other.status_code == 400 and other.json()["statusCode"] == "403"
+    assert other.status_code == 400 and other.json()["error"] == "InvalidSignature"
     tampered = httpx.get(url[:-3] + "xyz")
-    assert tampered.status_code == 400 and tampered.json()["error"] == "Unauthorized"
+    assert tampered.status_code == 400 and tampered.json()["error"] == "InvalidJWT"
     direct = httpx.get(url.split("/sign/")[0] + "/images/u1/a.png")
     assert direct.status_code == 401  # the plain object route needs the key
     with pytest.raises(NotFound):

@@ -1,9 +1,10 @@
 """The contract on the supabase backend + supabase catalog, against the FAKE Supabase server.
 
-No Supabase can run here: ``tests/fakes/supabase_server.py`` is a fake at the HTTP boundary that
-follows the observed Storage contract (SUPABASE_STORAGE_API.md, status-in-body errors included)
-and the PostgREST calls the client makes; the store talks to it through the real ``supabase``
-client, configured only by ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``.
+The real Storage server runs in test_supabase_real.py, but without PostgREST, so the Supabase
+*catalog* is tested here against ``tests/fakes/supabase_server.py``: a fake at the HTTP boundary
+that follows the real Storage server (compared with it in test_supabase_fake_vs_real.py) and the
+PostgREST calls the client makes; the store talks to it through the real ``supabase`` client,
+configured only by ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``.
 """
 
 from __future__ import annotations

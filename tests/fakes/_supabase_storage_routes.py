@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ._supabase_list import file_entry, list_v1, list_v2, stamp, visible_objects
 from .supabase_server import AuthFailure, Bucket, Caller, FakeSupabase, StoredObject
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -38,10 +40,6 @@ def no_bucket() -> JSONResponse:
 
 def denied(message: str = "new row violates row-level security policy") -> JSONResponse:
     return error(403, "Unauthorized", message, "AccessDenied")
-
-
-def _stamp(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def storage_routes(fake: FakeSupabase) -> list[Route]:
@@ -172,6 +170,16 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
     # -- objects ------------------------------------------------------------------------------
 
     async def write(request: Request, caller: Caller) -> Response:
+        path = request.path_params["path"]
+        if not valid_key(path):
+            return error(400, "InvalidKey", f"Invalid key: {path}", "InvalidKey")
+        bucket = bucket_of(request)
+        upsert = request.method == "PUT" or request.headers.get("x-upsert", "false") == "true"
+        # As on the real server, x-upsert: false is a check made before the upload, not a lock:
+        # uploads racing for one key may all pass it, and then each replaces the last.
+        if not upsert and bucket is not None and path in bucket.objects:
+            return error(409, "Duplicate", "The resource already exists", "KeyAlreadyExists")
+        await asyncio.sleep(0)  # the real server's database round trip between check and write
         form = await request.form()
         part = form.get("file")
         if not isinstance(part, UploadFile):
@@ -180,7 +188,6 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
         content_type = part.content_type or "application/octet-stream"
         cache = str(form.get("cacheControl") or "3600")
         await form.close()
-        bucket = bucket_of(request)
         if bucket is None:
             return no_bucket()
         if not caller.privileged:
@@ -202,14 +209,10 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
                 f"mime type {content_type} is not supported",
                 "InvalidMimeType",
             )
-        path = request.path_params["path"]
         with fake.lock:
             existing = bucket.objects.get(path)
-            if request.method == "PUT":
-                if existing is None:
-                    return not_found()
-            elif existing is not None and request.headers.get("x-upsert", "false") != "true":
-                return error(409, "Duplicate", "The resource already exists", "KeyAlreadyExists")
+            if request.method == "PUT" and existing is None:
+                return not_found()
             obj = StoredObject(data, content_type, f"max-age={cache}")
             if existing is not None:
                 obj.id, obj.created_at = existing.id, existing.created_at
@@ -235,48 +238,28 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
                 "cache_control": found.cache_control,
                 "etag": f'"{found.etag}"',
                 "metadata": {},
-                "last_modified": _stamp(found.updated_at),
-                "created_at": _stamp(found.created_at),
+                "last_modified": stamp(found.updated_at),
+                "created_at": stamp(found.created_at),
             }
         )
 
-    async def list_objects(request: Request, caller: Caller) -> Response:
-        body = await request.json()
+    def listed_objects(request: Request, caller: Caller) -> list[tuple[str, StoredObject]] | None:
         bucket = bucket_of(request)
         if bucket is None:
-            return no_bucket()
-        prefix = str(body.get("prefix") or "")
-        folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        search = str(body.get("search") or "")
-        limit, offset = int(body.get("limit", 100)), int(body.get("offset", 0))
-        sort = body.get("sortBy") or {}
-        column, reverse = sort.get("column", "name"), sort.get("order", "asc") == "desc"
-        folders: set[str] = set()
-        files: list[tuple[str, StoredObject]] = []
+            return None
         with fake.lock:
-            for name, obj in bucket.objects.items():
-                rest = name[len(folder) :]
-                if not name.startswith(folder) or not rest.startswith(search):
-                    continue
-                if not visible(caller, name):
-                    continue
-                if "/" in rest:
-                    folders.add(rest.split("/", 1)[0])
-                else:
-                    files.append((rest, obj))
-        files.sort(key=lambda f: _file_sort_key(f, column), reverse=reverse)
-        entries = [
-            {
-                "name": f,
-                "id": None,
-                "updated_at": None,
-                "created_at": None,
-                "last_accessed_at": None,
-                "metadata": None,
-            }
-            for f in sorted(folders, reverse=reverse)
-        ] + [_file_entry(name, obj) for name, obj in files]
-        return JSONResponse(entries[offset : offset + limit])
+            return visible_objects(bucket.objects, lambda name: visible(caller, name))
+
+    async def list_objects(request: Request, caller: Caller) -> Response:
+        body = await request.json()
+        objects = listed_objects(request, caller)
+        return no_bucket() if objects is None else JSONResponse(list_v1(objects, body))
+
+    async def list_objects_v2(request: Request, caller: Caller) -> Response:
+        body = await request.json()
+        objects = listed_objects(request, caller)
+        # The real server answers an empty listing for a bucket that does not exist.
+        return JSONResponse(list_v2(objects or [], body))
 
     async def remove(request: Request, caller: Caller) -> Response:
         body = await request.json()
@@ -290,7 +273,7 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
                 if obj is None or not caller.privileged:  # no delete policy for users
                     continue
                 del bucket.objects[path]
-                removed.append({"bucket_id": bucket.id, **_file_entry(path, obj)})
+                removed.append({"bucket_id": bucket.id, **file_entry(path, obj)})
         return JSONResponse(removed)
 
     async def move_or_copy(request: Request, caller: Caller) -> Response:
@@ -301,12 +284,17 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
         if not caller.privileged:
             return denied()
         source, dest = str(body.get("sourceKey")), str(body.get("destinationKey"))
+        if not valid_key(dest):
+            return error(400, "InvalidKey", f"Invalid key: {dest}", "InvalidKey")
         with fake.lock:
             obj = bucket.objects.get(source)
             if obj is None:
                 return not_found()
+            # Atomic, as on the real server (its unique index on names decides racing moves).
             if dest in bucket.objects:
-                return error(409, "Duplicate", "The resource already exists", "KeyAlreadyExists")
+                return error(
+                    409, "Duplicate", "The resource already exists", "ResourceAlreadyExists"
+                )
             copy = StoredObject(obj.data, obj.content_type, obj.cache_control)
             bucket.objects[dest] = copy
             if request.url.path.endswith("/move"):
@@ -326,6 +314,8 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
 
     async def sign_one(request: Request, caller: Caller) -> Response:
         body = await request.json()
+        if bucket_of(request) is None:
+            return not_found()  # the real server signs nothing and says NoSuchKey, not NoSuchBucket
         found = lookup(request, caller)
         if isinstance(found, Response):
             return found
@@ -365,10 +355,13 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
         try:
             claims = fake.decode(token)
         except AuthFailure as failure:
-            return denied(failure.message)
+            message = (
+                "jwt expired" if failure.kind == "expired" else "signature verification failed"
+            )
+            return error(400, "InvalidJWT", message, "InvalidJWT")
         wanted = f"{request.path_params['bucket']}/{request.path_params['path']}"
         if claims.get("url") != wanted:
-            return denied("invalid signature")
+            return error(400, "InvalidSignature", "Invalid signature", "InvalidSignature")
         found = lookup(request, None)
         return found if isinstance(found, Response) else serve(request, found)
 
@@ -386,6 +379,7 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
         Route("/bucket/{bucket_id}", authed(get_bucket), methods=["GET"]),
         Route("/bucket/{bucket_id}", authed(delete_bucket), methods=["DELETE"]),
         Route("/object/list/{bucket}", authed(list_objects), methods=["POST"]),
+        Route("/object/list-v2/{bucket}", authed(list_objects_v2), methods=["POST"]),
         Route("/object/info/{bucket}/{path:path}", authed(info), methods=["GET"]),
         Route("/object/sign/{bucket}/{path:path}", fetch_signed, methods=["GET"]),
         Route("/object/sign/{bucket}/{path:path}", authed(sign_one), methods=["POST"]),
@@ -397,6 +391,15 @@ def storage_routes(fake: FakeSupabase) -> list[Route]:
         Route("/object/{bucket}/{path:path}", authed(download), methods=["GET"]),
         Route("/object/{bucket}", authed(remove), methods=["DELETE"]),
     ]
+
+
+_VALID_KEY = re.compile(r"[A-Za-z0-9_/!.*'() &$=@;:+,?-]+")
+"""storage-api's ``isValidKey`` (src/storage/limits.ts): the key after URL decoding, so ``%41``
+is already ``A`` here, as on the real server."""
+
+
+def valid_key(key: str) -> bool:
+    return _VALID_KEY.fullmatch(key) is not None
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -422,31 +425,3 @@ def _mime_allowed(content_type: str, allowed: list[str]) -> bool:
         if pattern == mime or (pattern.endswith("/*") and mime.startswith(pattern[:-1])):
             return True
     return False
-
-
-def _file_sort_key(item: tuple[str, StoredObject], column: str) -> Any:
-    name, obj = item
-    if column == "created_at":
-        return (obj.created_at, name)
-    if column in ("updated_at", "last_accessed_at"):
-        return (obj.updated_at, name)
-    return name
-
-
-def _file_entry(name: str, obj: StoredObject) -> dict[str, Any]:
-    return {
-        "name": name,
-        "id": obj.id,
-        "updated_at": _stamp(obj.updated_at),
-        "created_at": _stamp(obj.created_at),
-        "last_accessed_at": _stamp(obj.updated_at),
-        "metadata": {
-            "eTag": f'"{obj.etag}"',
-            "size": len(obj.data),
-            "mimetype": obj.content_type,
-            "cacheControl": obj.cache_control,
-            "lastModified": _stamp(obj.updated_at),
-            "contentLength": len(obj.data),
-            "httpStatusCode": 200,
-        },
-    }

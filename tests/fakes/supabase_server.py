@@ -3,11 +3,19 @@
 It is a fake, not Supabase. It follows ``/work/shared/SUPABASE_STORAGE_API.md`` (the contract
 observed against storage-api v1.70.6 with storage3 2.34.1) for Storage, under ``/storage/v1/``:
 buckets (create, get, list, delete, empty), upload (POST, ``x-upsert``) and update (PUT) as
-multipart, download (with ``Range``), info, list (folders first with ``id: null``, then files;
-limit/offset/sortBy/search), signed URLs (one and many; fetching one needs no auth and checks the
-token), public URLs, move, copy, remove. Errors are the real ones: HTTP 400 with the real status
-as a *string* in ``{"statusCode", "error", "message", "code"}``, except the real HTTP 500
-``DatabaseError`` (JWT role that is not a database role) and the real HTTP 416 (bad ``Range``).
+multipart, download (with ``Range``), info, list v1 and v2 (``_supabase_list``: v1 folds case
+and merges folders that differ only in case, 1,500 entries at most; v2 lists whole keys, exact
+prefixes, 1,000 a page with a cursor), signed URLs (one and many; fetching one needs no auth and
+checks the token), public URLs, move, copy, remove. Errors are the real ones: HTTP 400 with the
+real status as a *string* in ``{"statusCode", "error", "message", "code"}``, except the real HTTP
+500 ``DatabaseError`` (JWT role that is not a database role) and the real HTTP 416 (bad ``Range``).
+
+Where the real server surprises, the fake does the same (each checked against it by
+tests/adapters/test_supabase_fake_vs_real.py): ``x-upsert: false`` is a check before the upload,
+so racing uploads to one key may all succeed; keys are URL-decoded (``%41`` is ``A``) and refused
+with ``InvalidKey`` outside storage-api's alphabet (``~``, ``[``, ``]``, ``%``, ``#``,
+non-ASCII); a bad signed-URL token is ``InvalidJWT``, a token for another object
+``InvalidSignature``, and signing in a missing bucket is ``NoSuchKey``.
 
 Under ``/rest/v1/`` it answers the PostgREST calls the supabase client makes for genstore's two
 tables (columns, keys and checks as in ``migration.sql``): select with ``eq neq lt lte gt gte is
@@ -26,8 +34,7 @@ rows and objects under ``images/<sub>/``) and may not write.
 Left out: the S3 endpoint, resumable (TUS) uploads, image transforms, the v2 list, bucket
 updates, every other PostgREST feature (embedding, RPC, aggregates, JSON paths, text search), and
 PostgreSQL semantics beyond what is listed (text compares by code point, as the migration's
-``collate "C"`` columns do; Storage's list matches its prefix exactly and case-sensitively, where
-the real server uses ``ILIKE``).
+``collate "C"`` columns do).
 
 Failure injection for retry tests: ``fail_next(n, status)`` answers the next ``n`` requests with
 that status and a gateway-style plain-text body; ``delay_next(n, seconds)`` holds them first.
@@ -158,7 +165,7 @@ class FakeSupabase:
             }
             self.tables_installed = True
             self.requests: list[tuple[str, str]] = []
-            self._failures: list[tuple[int, str, bool]] = []
+            self._failures: list[tuple[int, str, bool, str]] = []
             self._delays: list[float] = []
 
     # -- auth -------------------------------------------------------------------------------
@@ -199,27 +206,37 @@ class FakeSupabase:
     # -- failure injection ------------------------------------------------------------------
 
     def fail_next(
-        self, n: int, status: int = 503, body: str = "", *, after_handling: bool = False
+        self,
+        n: int,
+        status: int = 503,
+        body: str = "",
+        *,
+        after_handling: bool = False,
+        path: str = "",
     ) -> None:
         """Answer the next ``n`` requests with ``status`` (a gateway's plain-text error page).
 
         ``after_handling``: the request is carried out first and only its reply is lost, as when
-        a gateway times out after the server committed.
+        a gateway times out after the server committed. ``path``: only requests whose path
+        contains it count (others pass untouched).
         """
         text = body or "upstream connect error or disconnect/reset before headers"
         with self.lock:
-            self._failures.extend([(status, text, after_handling)] * n)
+            self._failures.extend([(status, text, after_handling, path)] * n)
 
     def delay_next(self, n: int, seconds: float) -> None:
         """Hold the next ``n`` requests ``seconds`` before handling them (client timeouts)."""
         with self.lock:
             self._delays.extend([seconds] * n)
 
-    def _take_fault(self) -> tuple[float, tuple[int, str, bool] | None]:
+    def _take_fault(self, path: str) -> tuple[float, tuple[int, str, bool] | None]:
         with self.lock:
             delay = self._delays.pop(0) if self._delays else 0.0
-            failure = self._failures.pop(0) if self._failures else None
-        return delay, failure
+            for i, (status, text, after_handling, wanted) in enumerate(self._failures):
+                if wanted in path:
+                    del self._failures[i]
+                    return delay, (status, text, after_handling)
+        return delay, None
 
     def count(self, method: str, path_prefix: str) -> int:
         """How many logged requests had ``method`` and a path starting with ``path_prefix``."""
@@ -240,7 +257,7 @@ class _Gateway:
             return
         with self.fake.lock:
             self.fake.requests.append((scope["method"], scope["path"]))
-        delay, failure = self.fake._take_fault()
+        delay, failure = self.fake._take_fault(scope["path"])
         if delay:
             await asyncio.sleep(delay)
         if failure is not None:

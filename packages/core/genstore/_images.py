@@ -2,7 +2,7 @@
 
 Layout (``genstore._keys``)::
 
-    images/<user_id>/<ts>_generated_<ts>[-n].png    the PNG, created exclusively
+    images/<user_id>/<ts>_generated_<ts>[-n].png    the PNG, created exclusively (``_claims``)
     images/<user_id>/<image_id>.json                the record: written last, the commit point
 
 Decisions a caller may rely on:
@@ -30,6 +30,7 @@ from typing import Protocol
 
 from pydantic import JsonValue, ValidationError
 
+from ._claims import claim_blob
 from ._ids import check_id, new_image_id
 from ._keys import IMAGES_PREFIX, image_blob_key, image_record_key, parse_key
 from ._records import ImageRecord, ImageStatus, OperationRecord, Page
@@ -241,7 +242,9 @@ class ImagesAPI:
         for n in range(_MAX_SUFFIX):
             key = image_blob_key(user_id, timestamp_ms, n, ext)
             try:
-                self.blobs.write(key, [data], content_type=content_type, exclusive=True)
+                # Exactly one racing create wins a name, even where the blob store's exclusive
+                # write is not atomic (Supabase): the catalog decides there.
+                claim_blob(self.blobs, self.catalog, key, data, content_type=content_type)
             except AlreadyExists:
                 continue
             return key

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from . import _keys
+from ._claims import claim_marker
 from ._ids import new_operation_id, ulid_time
 from ._netguard import NetPolicy
 from ._options import StoreOptions
@@ -43,7 +44,7 @@ from ._save_request import (
 )
 from ._sniff import extension_for, sniff_content_type
 from ._sources import Payload, Source, image_size, prepare
-from .exceptions import AlreadyExists, CorruptRecord, GenstoreError, InvalidInput, NotFound
+from .exceptions import CorruptRecord, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
 if TYPE_CHECKING:
@@ -238,15 +239,13 @@ class Saver:
         return self._store_result(operation_id, index, output)
 
     def _claim_idempotency(self, key: str) -> tuple[OperationRecord | None, str]:
-        """Reserve an operation id for ``key`` across processes (an exclusive marker blob)."""
-        marker = marker_key(key)
+        """Reserve an operation id for ``key`` across processes: an exclusive marker blob, won
+        through the catalog's unique constraint where the blob store's exclusive write is not
+        atomic (``genstore._claims``)."""
         _, operation_id = new_operation_id()
-        try:
-            self._write_marker(marker, operation_id, exclusive=True)
+        claimed = claim_marker(self.blobs, self.catalog, marker_key(key), operation_id)
+        if claimed is None:
             return None, operation_id
-        except AlreadyExists:
-            pass
-        claimed = json.loads(self.blobs.read(marker))["operation_id"]
         indexed = self.catalog.get_operation(claimed)
         if indexed is not None:
             return indexed, claimed

@@ -115,6 +115,13 @@ class BlobStore(ABC):
     default_catalog: str = "sidecar"
     """The catalog URL used when the store URL names none (local stores answer sqlite)."""
 
+    exclusive_writes_are_atomic: bool = True
+    """Whether ``write(..., exclusive=True)`` is atomic: of several writers racing for one key,
+    exactly one succeeds and the others get ``AlreadyExists``. A backend that can only check and
+    then write (the generic fsspec backend; a plain Supabase ``x-upsert: false`` upload would be
+    one too) declares False; genstore then claims idempotency keys and image names through the
+    catalog (``Catalog.claim``) instead of relying on the blob store alone."""
+
     # -- the public API: validation, then the implementation ------------------------------------
 
     @final
@@ -317,6 +324,23 @@ class Catalog(ABC):
         """Why the catalog must be rebuilt before its queries can be trusted (it was found
         corrupt and recreated empty), or None. ``reindex`` and ``verify --fix`` rebuild it."""
         return None
+
+    # -- optional capability: atomic claims -------------------------------------------------------
+
+    can_claim: bool = False
+    """Whether ``claim`` is implemented (an atomic insert-if-absent on a unique key)."""
+
+    def claim(self, key: str, value: str) -> str | None:
+        """Atomically record ``value`` under ``key`` unless a value is there already.
+
+        Returns None when this call recorded ``value`` (it won the claim), else the value an
+        earlier claim recorded; of any number of racing callers, across processes and hosts
+        sharing the catalog, exactly one wins. Claims belong to the store the catalog indexes,
+        outlive ``clear`` (they are not records: ``reindex`` cannot rebuild them) and are never
+        released. Only called when ``can_claim`` is True; the default raises
+        ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot claim keys")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

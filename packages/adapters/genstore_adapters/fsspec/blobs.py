@@ -33,6 +33,8 @@ class FsspecBlobStore(BlobStore):
     """A BlobStore over an fsspec filesystem rooted at ``root`` (a path in that filesystem)."""
 
     default_catalog = "sidecar"
+    exclusive_writes_are_atomic = False
+    """Exclusive writes here check, then write (``_put``); local and S3 override with atomic ones."""
 
     def __init__(self, fs: Any, root: str, *, url: str) -> None:
         self.fs = fs

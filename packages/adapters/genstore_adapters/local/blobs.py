@@ -31,6 +31,8 @@ _TMP = ".tmp"
 class LocalBlobStore(FsspecBlobStore):
     """Blobs as files under ``root``."""
 
+    exclusive_writes_are_atomic = True  # os.link refuses an existing name
+
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
         root = root.expanduser().resolve()
         with translate_os_errors(str(root)):

@@ -18,6 +18,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._rows import load_image, load_operation, parses
+from . import claims
 from .config import PostgresSettings, settings_from_url
 from .errors import is_transient, retrying
 from .schema import ensure_schema
@@ -103,6 +104,7 @@ class PostgresCatalog(Catalog):
             self.url += f"?schema={self.settings.schema}"
         self._where = f"the PostgreSQL catalog {self.url}"
         self._ready = False
+        self._claims_ready = False
         self._ready_lock = threading.Lock()
         self._closed = False
         self._connect_errors = _ConnectErrors()
@@ -417,6 +419,21 @@ class PostgresCatalog(Catalog):
             stats.by_type[operation_type] = stats.by_type.get(operation_type, 0) + count
             stats.by_status[status] = stats.by_status.get(status, 0) + count
         return stats
+
+    # -- claims (genstore_adapters.postgres.claims) -----------------------------------------------
+
+    can_claim = True
+
+    def claim(self, key: str, value: str) -> str | None:
+        schema = self.settings.schema
+
+        def work(conn: _Connection) -> str | None:
+            if not self._claims_ready:
+                claims.ensure_claims_table(conn, schema)
+                self._claims_ready = True
+            return claims.claim(conn, schema, self.store, key, value)
+
+        return self._call(f"claim {key[:80]!r}", work)
 
     def close(self) -> None:
         """Close the pool's connections; later calls raise ``BackendUnavailable``."""

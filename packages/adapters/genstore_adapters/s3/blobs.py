@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 class S3BlobStore(FsspecBlobStore):
     """Blobs as objects under ``s3://bucket/prefix``."""
 
+    exclusive_writes_are_atomic = True  # If-None-Match: * is a conditional write
+
     list_page_size = 1000
     """Keys asked for per listing request (S3 answers at most 1,000)."""
 

@@ -19,6 +19,7 @@ from genstore.exceptions import BackendUnavailable, ConfigurationError, CorruptR
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 
 from .._rows import load_image, load_operation, parses
+from . import claims
 from .errors import retrying
 from .recovery import is_broken_file, mark_rebuilt, move_aside, record_recreation, reindex_reason
 from .schema import ensure_schema
@@ -314,6 +315,13 @@ class SQLiteCatalog(Catalog):
             return out
 
         return self._run(read)
+
+    # -- claims (genstore_adapters.sqlite.claims) -------------------------------------------------
+
+    can_claim = True
+
+    def claim(self, key: str, value: str) -> str | None:
+        return self._run(lambda c: claims.claim(c, self.store, key, value))
 
     def close(self) -> None:
         with self._lock:

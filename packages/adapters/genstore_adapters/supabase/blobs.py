@@ -7,15 +7,21 @@ answer public URLs; default private, signed URLs), ``timeout`` (seconds per requ
 Streaming: ``open`` streams the download through the httpx pool the supabase client uses;
 ``write`` spools an iterable past 8 MiB to a temporary file (storage3 uploads bytes or a file
 path, never an iterable) and httpx streams that file as the one upload request. Listing uses the
-Storage list endpoint folder by folder (folders are entries whose ``id`` is null), 100 a page.
+v2 list endpoint (whole keys, case-sensitive prefixes, 1,000 a page with a cursor).
+
+Keys reach this backend already checked by ``genstore._keys.check_blob_key``, which refuses what
+Supabase rewrites or refuses: storage3 decodes ``%XX``, httpx cuts at ``#`` and the server answers
+``InvalidKey`` to ``~``, ``[``, ``]`` and non-ASCII. An ``exclusive`` write is not an
+``x-upsert: false`` upload (several racing ones succeed on the real server) but an upload to a
+hidden temporary (``.tmp/``) moved onto the key: exactly one racing move wins.
 """
 
 from __future__ import annotations
 
-import builtins
 import logging
+import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -33,29 +39,26 @@ __all__ = ["SupabaseBlobStore", "open_supabase"]
 
 logger = logging.getLogger(__name__)
 
+_TEMPORARIES = ".tmp"
+"""Hidden folder (under the prefix) of exclusive writes' temporaries: never listed."""
 _PLACEHOLDER = ".emptyFolderPlaceholder"
 """What the Supabase dashboard writes to keep an empty folder: not a blob."""
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class SupabaseBlobStore(BlobStore):
     """Blobs in one Supabase Storage bucket, optionally under a prefix.
 
-    Every write is one upload request (atomic on the server). Errors are translated through
+    Every write is one upload request (readers see the old or the new blob, never a mix); an
+    exclusive one is an upload and a move (atomic). Errors are translated through
     ``_errors``; 5xx, timeouts and dropped connections are retried within ``deadline``.
     """
 
     default_catalog = "supabase"
-    list_page_size = 100
-    """Entries per list request (the Storage API's default page)."""
+    exclusive_writes_are_atomic = True
+    """An exclusive write uploads a hidden temporary and moves it onto the key: the move is
+    decided by the database's unique index (``x-upsert: false`` alone is not atomic)."""
+    list_page_size = 1000
+    """Keys per v2 list request (the server's most)."""
     memory_limit = MEMORY_LIMIT
     """Uploads larger than this are spooled to a temporary file instead of memory."""
 
@@ -124,30 +127,49 @@ class SupabaseBlobStore(BlobStore):
     def _write(
         self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
     ) -> int:
-        path = self._path(key)
         what = self._what("write", key)
-        options = {
-            "content-type": content_type,
-            "cache-control": "3600",
-            "x-upsert": "false" if exclusive else "true",
-        }
-        attempts = 0
         with spool(chunks, memory_limit=self.memory_limit) as payload:
-
-            def upload() -> None:
-                nonlocal attempts
-                attempts += 1
-                self._files.upload(path, payload.data, options)
-
+            if not exclusive:
+                self._upload(self._path(key), payload, content_type, what)
+                return payload.size
+            # x-upsert: false is a check before the upload, not a lock: of 32 racing uploads to
+            # one key, storage-api v1.70.6 let 10 to 15 succeed. A move renames the object's
+            # row, and the database's unique index on names lets exactly one racing move win.
+            temporary = self._path(f"{_TEMPORARIES}/{uuid.uuid4().hex}")
+            self._upload(temporary, payload, content_type, what)
             try:
-                call(self.retry, upload, what=what, upsert=not exclusive)
-            except AlreadyExists:
-                # A reply lost after the server stored our upload makes the retry find it taken:
-                # the same bytes there (Supabase's etag is their MD5) mean the write succeeded.
-                if attempts > 1 and self._etag(path, what) == payload.md5:
-                    return payload.size
+                self._move(temporary, self._path(key), payload.md5, what)
+            except BaseException:
+                self._discard(temporary)
                 raise
             return payload.size
+
+    def _upload(self, path: str, payload: Any, content_type: str, what: str) -> None:
+        options = {"content-type": content_type, "cache-control": "3600", "x-upsert": "true"}
+        call(self.retry, lambda: self._files.upload(path, payload.data, options), what=what)
+
+    def _move(self, source: str, path: str, md5: str, what: str) -> None:
+        attempts = 0
+
+        def move() -> None:
+            nonlocal attempts
+            attempts += 1
+            self._files.move(source, path)
+
+        try:
+            call(self.retry, move, what=what, upsert=False)
+        except (AlreadyExists, NotFound):
+            # A reply lost after the server moved our temporary makes the retry find the key
+            # taken (or the temporary gone): our bytes there (the etag is their MD5) mean success.
+            if attempts > 1 and self._etag(path, what) == md5:
+                return
+            raise
+
+    def _discard(self, path: str) -> None:
+        try:
+            self._files.remove([path])
+        except Exception:  # swept later by sweep_temporaries
+            logger.warning("could not remove the temporary %s/%s", self.url, path)
 
     def _info(self, path: str, what: str) -> dict[str, Any]:
         info: dict[str, Any] = call(self.retry, lambda: self._files.info(path), what=what)
@@ -199,48 +221,47 @@ class SupabaseBlobStore(BlobStore):
         call(self.retry, lambda: self._files.remove([path]), what=self._what("delete", key))
 
     def _list(self, prefix: str) -> Iterator[BlobInfo]:
-        folder, _, start = prefix.rpartition("/")
-        base = f"{folder}/" if folder else ""
-        yield from self._walk(base, first_level_filter=start)
+        # The v2 list answers whole keys, matched case-sensitively, 1,000 a page with a cursor.
+        # The v1 list (folder by folder) cannot serve: it matches prefixes case-insensitively and
+        # merges folders that differ only in case (images/alice/ and images/Alice/ list as one,
+        # with names that carry no folder), so another user's files would show under a key that
+        # does not exist. Every key is still checked against the exact prefix.
+        remote = self._path(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        for entry in self._objects(remote, what=f"list {self.url}/{prefix}"):
+            key = entry.name[cut:]
+            if key.startswith(".") or "/." in key or key.endswith(_PLACEHOLDER):
+                continue
+            metadata = entry.metadata or {}
+            size = metadata.get("size", metadata.get("contentLength", 0))
+            yield BlobInfo(key, int(size or 0), entry.updated_at)
 
-    def _walk(self, base: str, *, first_level_filter: str) -> Iterator[BlobInfo]:
-        """Depth-first over folders (entries whose ``id`` is null), paging each folder."""
-        stack: builtins.list[tuple[str, str]] = [(base, first_level_filter)]
-        while stack:
-            folder, name_filter = stack.pop()
-            subfolders: builtins.list[str] = []
-            for entry in self._list_folder(folder):
-                name = entry.get("name")
-                if not isinstance(name, str) or not name.startswith(name_filter):
-                    continue
-                if entry.get("id") is None:
-                    subfolders.append(f"{folder}{name}/")
-                elif name != _PLACEHOLDER:
-                    metadata = entry.get("metadata") or {}
-                    size = metadata.get("size", metadata.get("contentLength", 0))
-                    modified = _parse_time(entry.get("updated_at") or metadata.get("lastModified"))
-                    yield BlobInfo(f"{folder}{name}", int(size or 0), modified)
-            stack.extend((sub, "") for sub in reversed(subfolders))
-
-    def _list_folder(self, folder: str) -> Iterator[dict[str, Any]]:
-        remote = f"{self.prefix}/{folder}" if self.prefix else folder
-        remote = remote.rstrip("/")
-        offset = 0
+    def _objects(self, remote: str, *, what: str) -> Iterator[Any]:
+        """Every object whose full name starts with ``remote`` (v2 list entries), by name."""
+        cursor: str | None = None
         while True:
-            options = {
-                "limit": self.list_page_size,
-                "offset": offset,
-                "sortBy": {"column": "name", "order": "asc"},
-            }
-            page: builtins.list[dict[str, Any]] = call(
-                self.retry,
-                lambda: self._files.list(remote, options),  # noqa: B023 - called at once
-                what=f"list {self.url}/{folder}",
-            )
-            yield from page
-            if len(page) < self.list_page_size:
+            options: dict[str, Any] = {"prefix": remote, "limit": self.list_page_size}
+            if cursor:
+                options["cursor"] = cursor
+            page = call(self.retry, lambda: self._files.list_v2(options), what=what)  # noqa: B023
+            yield from (entry for entry in page.objects if entry.name.startswith(remote))
+            cursor = page.nextCursor
+            if not page.hasNext or not cursor:
                 return
-            offset += len(page)
+
+    def sweep_temporaries(self, older_than: float = 3600.0) -> int:
+        """Remove the temporaries of exclusive writes that a killed process left behind."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        remote = self._path(f"{_TEMPORARIES}/")
+        stale = [
+            entry.name
+            for entry in self._objects(remote, what=f"sweep {self.url}/{_TEMPORARIES}")
+            if entry.updated_at < cutoff
+        ]
+        for start in range(0, len(stale), 100):
+            batch = stale[start : start + 100]
+            call(self.retry, lambda: self._files.remove(batch), what=f"sweep {self.url}")  # noqa: B023
+        return len(stale)
 
     def _url_for(self, key: str, *, expires: int) -> str | None:
         path = self._path(key)
