@@ -407,7 +407,11 @@ def test_app_exception_is_recorded_failed_and_reraised_unchanged(store: genstore
     assert raised.value is error
     assert middleware.flush(10)
     record = only_record(store)
-    assert (record.status, record.error, record.prompt) == ("failed", str(error), "un chat")
+    assert (record.status, record.error, record.prompt) == (
+        "failed",
+        "Kaboom: the provider timed out",
+        "un chat",
+    )
     assert record.request is not None and record.request.status_code is None
 
 
