@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from genstore._save_request import SaveRequest
+from genstore._recording.items import Recordable
+from genstore._save_request import JobCompletion
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -149,6 +150,8 @@ class SpyRecorder:
     read_files: bool = True
     """False: hash spooled files in chunks instead of reading them (memory tests)."""
     hashes: list[str] = field(default_factory=list)
+    completions: int = 0
+    """How many submissions were job completions."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _read(self, source: Any) -> bytes:
@@ -181,9 +184,13 @@ class SpyRecorder:
             self.submitted.append(entry)
 
     def submit_request(
-        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
     ) -> None:
-        """As the real recorder: takes the request whole (its set fields are kept as kwargs)."""
+        """As the real recorder: takes the request whole (its set fields are kept as kwargs; a
+        job's completion as its fallback with its job id, counted in ``completions``)."""
+        if isinstance(request, JobCompletion):
+            request = dataclasses.replace(request.fallback, job_id=request.job_id)
+            self.completions += 1
         values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
         self.submit(owned_paths, **{k: v for k, v in values.items() if v not in (None, ())})
 

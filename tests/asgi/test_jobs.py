@@ -15,7 +15,7 @@ import pytest
 from fakes.providers import FakeProviders
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from genstore_asgi import JobComplete, JobStart, RecordingMiddleware
+from genstore_asgi import JobComplete, JobStart, RecordingMiddleware, Routes
 from genstore_asgi._jobs import field_at
 from hypothesis import given
 from hypothesis import strategies as st
@@ -58,7 +58,7 @@ def job_provider(fake: FakeProviders, polls_before_done: int = 2) -> FastAPI:
     return app
 
 
-ROUTES = {
+ROUTES: Routes = {
     "/v1/video": JobStart("text_to_video", job_id="id"),
     "/v1/jobs/*": JobComplete(job_id="id"),
     "/webhooks/provider": JobComplete(job_id="id"),
@@ -123,7 +123,7 @@ def test_a_completion_whose_job_was_never_started_is_an_operation_of_its_own(
     store: genstore.Store, fake: FakeProviders
 ) -> None:
     ((name, raw, _),) = fake.generation("image", 1)
-    routes = {"/webhooks/provider": JobComplete(job_id="data.id", operation_type="upscale")}
+    routes: Routes = {"/webhooks/provider": JobComplete(job_id="data.id", operation_type="upscale")}
     middleware = RecordingMiddleware(job_provider(fake), store=store, routes=routes)
     payload = {"data": {"id": 42, "status": "completed", "image_url": fake.file_url(name)}}
     with serving(middleware) as url, httpx.Client(base_url=url) as client:
@@ -150,7 +150,7 @@ def test_replicate_predictions_through_the_real_client(
     def get(pid: str) -> Any:
         return replicate_client.predictions.get(pid).dict()
 
-    routes = {
+    routes: Routes = {
         "/api/predictions": JobStart("text_to_image"),
         "/api/predictions/*": JobComplete(),
     }
@@ -194,7 +194,7 @@ def test_done_overrides_the_terminal_state(store: genstore.Store, fake: FakeProv
         return {"ok": True}
 
     app.add_api_route("/hook", hook, methods=["POST"])
-    routes = {"/hook": JobComplete(done=lambda body: body.get("phase") == "END")}
+    routes: Routes = {"/hook": JobComplete(done=lambda body: body.get("phase") == "END")}
     middleware = RecordingMiddleware(app, store=store, routes=routes)
     url_of = fake.file_url(name)
     with serving(middleware) as url, httpx.Client(base_url=url) as client:

@@ -37,7 +37,7 @@ def run(middleware: RecordingMiddleware, *requests: tuple[str, dict[str, Any]]) 
     """POST each (path, httpx arguments) through uvicorn; wait until every record is saved."""
     with serving(middleware) as url, httpx.Client(base_url=url, timeout=30) as client:
         answers = [client.post(path, **kwargs) for path, kwargs in requests]
-    assert middleware.flush(30)
+        assert middleware.flush(30)  # while the app still serves what its results point at
     return answers
 
 
@@ -157,7 +157,7 @@ def test_the_host_header_cannot_aim_the_download_of_a_relative_result(
             "/api/generate", json={"prompt": "p"}, headers={"Host": f"{canary}/latest/meta-data#"}
         )
         assert answer.status_code == 200
-    assert middleware.flush(30)
+        assert middleware.flush(30)
     record = only_record(store)
     assert stored(store, record) == [png]
     assert record.result_source_url == f"{url}/files/out.png"
