@@ -354,7 +354,19 @@ def bench_memory(uploads: int, size: int) -> dict[str, Any]:
 def bench_first_event(streams: int) -> dict[str, Any]:
     """B10: time to the first event of a recorded SSE route, wrapped vs bare, same run."""
     times = first_event_times(streams)
-    rows = []
+    # The i-th streams of both sides ran back to back: their ratio cancels what the machine's
+    # other load did at that moment, so the median of these ratios is the steadiest figure.
+    paired = [w / b for w, b in zip(times["wrapped"], times["bare"], strict=True)]
+    middle = statistics.median(paired)
+    rows: list[dict[str, Any]] = [
+        {
+            "metric": "time to first event, median of paired ratios",
+            "value": round(middle, 3),
+            "unit": "recording / not",
+            "goal": "<= 1.05",
+            "ok": middle <= 1.05,
+        }
+    ]
     for q in (50, 90):
         ours = percentile(times["wrapped"], q) * 1000
         base = percentile(times["bare"], q) * 1000
@@ -367,8 +379,8 @@ def bench_first_event(streams: int) -> dict[str, Any]:
                 "baseline_label": "not recording, ms",
                 "ratio": round(ours / base, 3),
                 "ratio_label": "recording / not",
-                "goal": "<= 1.05" if q == 50 else None,
-                "ok": ours / base <= 1.05 if q == 50 else None,
+                "goal": None,
+                "ok": None,
             }
         )
     return {

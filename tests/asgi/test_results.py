@@ -159,7 +159,7 @@ def test_the_host_header_cannot_aim_the_download_of_a_relative_result(
         assert answer.status_code == 200
         assert middleware.flush(30)
     record = only_record(store)
-    assert stored(store, record) == [png]
+    assert stored(store, record) == [png], record.result_error
     assert record.result_source_url == f"{url}/files/out.png"
     assert fake.requests == []
 

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from genstore._recording.extract import extract_results
 from genstore_asgi import RecordingMiddleware
-from genstore_asgi._stream import StreamTee, last_outputs, sse_data
+from genstore_asgi._stream import StreamTee, last_outputs, may_carry_output, sse_data
 from helpers import free_port
 from hypothesis import given
 from hypothesis import strategies as st
@@ -111,9 +111,47 @@ def test_the_tee_keeps_at_most_its_budget_and_skips_oversized_events() -> None:
     tee.feed(huge[60_000:], more=True)
     tee.feed(b'data: {"url": "https://x.test/last.png"}\n\n', more=False)
     kept = tee.finish()
-    assert sum(len(e) for e in kept.events) <= 10_000 + 100
+    assert sum(len(e) for e in kept.events) <= 10_000 + len(event)  # the window + one older
     assert kept.count == 101  # the oversized event is skipped whole, not counted
     assert [o.value for o in last_outputs(kept)] == ["https://x.test/last.png"]
+
+
+def test_a_result_followed_by_more_than_the_budget_of_text_events_is_kept() -> None:
+    tee = StreamTee("text/event-stream", budget=10_000, max_event=50_000)
+    tee.feed(b'data: {"url": "https://x.test/image.png"}\n\n', more=True)
+    tee.feed(b'data: {"type": "ping"}\n\n', more=True)  # a later candidate-free event
+    for n in range(500):
+        tee.feed(b'data: {"delta": "token %d"}\n\n' % n, more=True)
+    tee.feed(b"", more=False)
+    kept = tee.finish()
+    assert sum(len(e) for e in kept.events) < 11_000
+    assert [o.value for o in last_outputs(kept)] == ["https://x.test/image.png"]
+
+
+OUTPUT_VALUES = st.one_of(
+    st.sampled_from(["https://cdn.test/a.png", "HTTP://CDN.TEST/A.PNG", "/files/a.png"]),
+    st.builds(lambda n: "data:image/png;base64," + _png_b64(n), st.integers(0, 9)),
+    st.builds(lambda n: "data:image/png," + "%89PNG" * n, st.integers(1, 3)),
+    st.builds(_png_b64, st.integers(0, 9)),
+    st.text(max_size=8),
+)
+KEYS = st.sampled_from(["url", "b64_json", "image", "output", "result", "images", "video", "x"])
+
+
+@given(
+    st.recursive(
+        OUTPUT_VALUES,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+        max_leaves=6,
+    ),
+    st.booleans(),
+)
+def test_the_output_marker_scan_never_misses_an_output(value: Any, escape_slashes: bool) -> None:
+    data = json.dumps(value)
+    if escape_slashes:
+        data = data.replace("/", "\\/")  # as PHP and some JSON encoders write it
+    if extract_results(json.loads(data)):
+        assert may_carry_output(f"event: x\ndata: {data}".encode())
 
 
 def test_sse_data_joins_data_lines() -> None:

@@ -249,38 +249,31 @@ class RecordingResponder:
         return message
 
     async def send_with_tee(self, message: Message) -> None:
+        # The exchange is handed over just before the response's last message goes to the
+        # server: once a client has the whole answer, its record is already queued.
         message_type = message["type"]
         if message_type == "http.response.start":
             self._start(message)
         elif message_type == "http.response.body":
             more_body = message.get("more_body", False)
             stream = self.stream_tee
-            if stream is not None:
+            if stream is not None and more_body:
                 await self.send(message)  # a stream's events are not held back for the tee
-                stream.feed(message.get("body", b""), more=more_body)
-                if not more_body and not self.trailers:
-                    self._ended()
+                stream.feed(message.get("body", b""), more=True)
                 return
-            if self.response_tee is not None:
-                self.response_tee.feed(message.get("body", b""), more=more_body)
+            tee = stream or self.response_tee
+            if tee is not None:
+                tee.feed(message.get("body", b""), more=more_body)
             if not more_body and not self.trailers:
-                await self.send(message)
                 self._ended()
-                return
         elif message_type == "http.response.trailers":
             if not message.get("more_trailers", False):
-                await self.send(message)
                 self._ended()
-                return
         elif message_type == "http.response.zerocopysend":
             if not message.get("more_body", False) and not self.trailers:
-                await self.send(message)
                 self._ended()
-                return
         elif message_type == "http.response.pathsend":
-            await self.send(message)
             self._ended()
-            return
         await self.send(message)
 
     def _start(self, message: Message) -> None:

@@ -2,9 +2,10 @@
 bounded memory.
 
 On the request path ``StreamTee.feed`` only cuts the stream into events and keeps the newest
-events that *may* carry an output (a cheap byte scan for URL, ``data:`` and base64 markers), up
-to ``budget`` bytes: the stream's chunks pass on unchanged, and a 200 MB stream costs at most
-``budget`` plus one event of memory. Off the request path, ``last_outputs`` parses the kept events
+ones, up to ``budget`` bytes, plus the newest older event that *may* carry an output (a byte
+scan for URL, ``data:`` and base64 markers, run only on events leaving the window): the stream's
+chunks pass on unchanged, and a 200 MB stream costs at most ``budget`` plus two events of
+memory. Off the request path, ``last_outputs`` parses the kept events
 newest first: the results are those of the newest event that carries any (an OpenAI image
 stream's final image, never its ``partial_image`` previews, which carry none).
 """
@@ -24,11 +25,23 @@ __all__ = ["STREAM_TYPES", "StreamEvents", "StreamTee", "last_outputs"]
 STREAM_TYPES = frozenset({"text/event-stream", "application/x-ndjson", "application/jsonl"})
 """Media types read event by event."""
 
-# An output is an http(s) or data: URL, a path ("/..."), or base64 (under a b64 key, or with an
+# An output is an http(s) URL (any case: "://"), a data: URL, a path ("/..."), or base64 (under a b64 key, or with an
 # image signature: PNG, GIF, WebP; JPEG's "/9j/" is caught by '"/'). An event with none of these
-# bytes cannot carry one. JSON may escape "/" as "\/".
-_MARKERS = (b"http", b"data:", b'"/', b'"\\/', b"b64", b"base64", b"iVBOR", b"R0lGOD", b"UklGR")
-_SSE_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+# bytes cannot carry one. JSON may escape "/" as "\/"; every SSE event holds "data:" (its field
+# name), so data: URLs are recognised by their '"data:' or ';base64,'.
+_MARKERS = (
+    b"://",
+    b":\\/\\/",
+    b'"data:',
+    b";base64,",
+    b'"/',
+    b'"\\/',
+    b"b64",
+    b"base64",
+    b"iVBOR",
+    b"R0lGOD",
+    b"UklGR",
+)
 
 
 def may_carry_output(event: bytes | bytearray) -> bool:
@@ -38,7 +51,7 @@ def may_carry_output(event: bytes | bytearray) -> bool:
 
 @dataclass(slots=True)
 class StreamEvents:
-    """What a ``StreamTee`` kept: the newest events that may carry an output, oldest first."""
+    """What a ``StreamTee`` kept: the newest events (and an older candidate), oldest first."""
 
     kind: str
     """``sse`` or ``ndjson``."""
@@ -60,6 +73,7 @@ class StreamTee:
         "_kept",
         "_kept_bytes",
         "_max_event",
+        "_older",
         "_oversized",
         "_scanned",
         "budget",
@@ -75,6 +89,7 @@ class StreamTee:
         self._oversized = False
         self._kept: deque[bytes] = deque()
         self._kept_bytes = 0
+        self._older: bytes | None = None
 
     def feed(self, chunk: bytes, *, more: bool) -> None:
         """Take the events ``chunk`` completes; ``more`` False marks the stream's end."""
@@ -89,14 +104,15 @@ class StreamTee:
 
     def finish(self) -> StreamEvents:
         """What was kept (the tee is done)."""
-        self.result.events = list(self._kept)
+        older = [] if self._older is None else [self._older]
+        self.result.events = older + list(self._kept)
         self._kept.clear()
         return self.result
 
     def _split(self) -> None:
         buffer = self._buffer
         start = 0
-        scan = max(0, self._scanned - 3)  # a separator may straddle two chunks
+        scan = max(0, self._scanned - 2)  # a separator may straddle two chunks
         while True:
             end, width = self._boundary(buffer, scan)
             if end < 0:
@@ -110,29 +126,40 @@ class StreamTee:
         self._scanned = len(buffer)
         if len(buffer) > self._max_event:  # an event too large to keep: drop it as it streams
             self._oversized = True
-            del buffer[: max(0, len(buffer) - 3)]
+            del buffer[: max(0, len(buffer) - 2)]
             self._scanned = len(buffer)
 
     def _boundary(self, buffer: bytearray, scan: int) -> tuple[int, int]:
+        """Where the next event ends in ``buffer`` (from ``scan``) and the separator's width.
+
+        Found by single-byte ``find`` (memchr: a line feed is rare in an event, so this is a
+        few calls per event where a multi-byte pattern search would crawl). Events end at a
+        blank line: ``\n\n`` or ``\r\n\r\n`` (streams ending lines with a bare ``\r`` are not
+        cut, and keep only their tail, as an oversized event).
+        """
+        at = buffer.find(b"\n", scan)
         if self.result.kind == "ndjson":
-            return buffer.find(b"\n", scan), 1
-        found, width = -1, 0
-        for end in _SSE_ENDS:
-            at = buffer.find(end, scan)
-            if at >= 0 and (found < 0 or at < found):
-                found, width = at, len(end)
-        return found, width
+            return at, 1
+        while at >= 0:
+            following = buffer[at + 1 : at + 3]
+            if following[:1] == b"\n":
+                return at, 2
+            if following == b"\r\n":
+                return at, 3
+            at = buffer.find(b"\n", at + 1)
+        return -1, 0
 
     def _keep(self, event: bytes | bytearray) -> None:
         if not event.strip():
             return
         self.result.count += 1
-        if not may_carry_output(event):
-            return
         self._kept.append(bytes(event))
         self._kept_bytes += len(event)
         while len(self._kept) > 1 and self._kept_bytes > self.budget:
-            self._kept_bytes -= len(self._kept.popleft())
+            evicted = self._kept.popleft()
+            self._kept_bytes -= len(evicted)
+            if may_carry_output(evicted):  # the newest candidate older than the window
+                self._older = evicted
 
 
 def last_outputs(stream: StreamEvents) -> list[Output]:
