@@ -7,16 +7,18 @@ byte for byte with what the fake served.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import genstore
 import httpx
 import pytest
 from fakes.providers import FakeProviders
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from genstore_asgi import JobComplete, JobStart, RecordingMiddleware, Routes
 from genstore_asgi._jobs import field_at
+from helpers import png_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -228,3 +230,30 @@ def test_field_at_never_raises_and_finds_nested_ids(document: Any, path: list[st
 @pytest.mark.parametrize(("value", "expected"), [(7, "7"), (True, None), ("", None), ([1], None)])
 def test_field_at_takes_strings_and_integers(value: Any, expected: str | None) -> None:
     assert field_at({"id": value}, "id") == expected
+
+
+def test_a_running_jobs_poll_leaves_no_spooled_body_behind(
+    store: genstore.Store, fake: FakeProviders, tmp_path: Path
+) -> None:
+    spool = tmp_path / "bodies"
+    spool.mkdir()
+    app = job_provider(fake)
+
+    @app.post("/webhooks/upload")
+    async def upload(request: Request) -> dict[str, Any]:
+        await request.body()
+        return {"id": "j1", "status": "processing"}
+
+    routes: Routes = {"/webhooks/upload": JobComplete()}
+    middleware = RecordingMiddleware(
+        app, store=store, routes=routes, max_body_in_memory=1024, spool_dir=str(spool)
+    )
+    with serving(middleware) as url, httpx.Client(base_url=url) as client:
+        body = png_bytes(64, 64) + bytes(4096)  # past max_body_in_memory: spooled to a file
+        answer = client.post(
+            "/webhooks/upload", content=body, headers={"content-type": "image/png"}
+        )
+        assert answer.json()["status"] == "processing"
+        assert middleware.flush(30)
+    assert store.history(limit=5).items == []
+    assert list(spool.iterdir()) == []

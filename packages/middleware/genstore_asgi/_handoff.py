@@ -157,8 +157,11 @@ class Handoff:
                     "genstore: could not read a %s exchange; recording bare facts", exchange.path
                 )
                 request = minimal_record(exchange)
-            if request is not None:
-                recorder.submit_request(request, owned)
+            if request is None:  # a poll of a running job: nothing to record, nothing to keep
+                for path in owned:
+                    _unlink(path)
+                return
+            recorder.submit_request(request, owned)
         except Exception:
             # Only reachable when the store itself cannot be reached (default store failing to
             # open, or a recorder breaking its never-raise contract).

@@ -53,7 +53,9 @@ def _status_rule(record_statuses: RecordStatuses | None) -> Callable[[int], bool
 class RecordingMiddleware:
     """Records the requests of ``routes`` as genstore operations, after their response is sent.
 
-    ``routes``: ``{path or glob: operation type}`` or a callable(scope) -> operation type | None.
+    ``routes``: ``{path or glob: route value}`` or a callable(scope) -> route value | None; a
+    route value is an operation type, ``Operation(type, results=False)``, ``JobStart(type,
+    job_id=)`` or ``JobComplete(job_id=, done=)`` (see ``genstore_asgi._routes``).
     ``store``: where records go (``genstore.default_store()`` if None); never closed by this class.
     ``user_id``: a string, or a callable(scope) -> user id | None.
     ``prompt_field``: the request field holding the prompt; other fields become ``parameters``.
@@ -67,7 +69,8 @@ class RecordingMiddleware:
     ``redact``: more field names to drop (credential-like names always are), or a predicate.
     ``max_body_in_memory``: bodies beyond this are spooled to disk while they stream.
     ``max_body``: bodies beyond this are not recorded (the request is, without them).
-    ``record_methods``: the HTTP methods recorded on matching routes.
+    ``record_methods``: the HTTP methods recorded on matching routes (``JobComplete`` routes
+    name their own: GET and POST).
 
     Everything else — non-HTTP scopes, other methods, unmatched paths — is passed straight to the
     app with the original ``receive`` and ``send``; only a lifespan's ``receive`` is watched: on
