@@ -6,6 +6,7 @@ this module:
     python -m bench._asgi_harness serve MODE PORT ROOT          uvicorn serving make_app(MODE)
     python -m bench._asgi_harness rps PORT/PATH,... COUNT CONNECTIONS ROUNDS
     python -m bench._asgi_harness latency PORT,PORT PATH COUNT
+    python -m bench._asgi_harness first-event PORT,PORT COUNT
 
 The load generators speak keep-alive HTTP/1.1 on raw asyncio sockets: cheap enough that the
 client is not what is measured.
@@ -14,6 +15,7 @@ client is not what is measured.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import resource
@@ -31,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genstore._save_request import SaveRequest
+from genstore._recording.items import Recordable
 
 from bench._util import KiB
 
@@ -55,6 +57,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 RECORDED = "/api/generate/text-to-image"
 UNMATCHED = "/api/other"
 UPLOAD = "/api/edit/image"
+STREAM = "/api/stream/image"
+STREAM_EVENTS = 64
+"""Events after the first in each B10 stream (16 KiB each)."""
 CONNECTIONS = 8
 """Keep-alive connections of the requests/s load."""
 _BODY = json.dumps({"prompt": "un chat", "aspectRatio": "16:9", "guidance": 3.5}).encode()
@@ -70,10 +75,10 @@ class EnqueueRecorder:
     def __init__(self) -> None:
         # Short: thousands of records kept alive would make every garbage collection (which
         # runs on whichever thread allocates, the event loop included) dearer than in life.
-        self.queue: deque[SaveRequest] = deque(maxlen=64)
+        self.queue: deque[Recordable] = deque(maxlen=64)
 
     def submit_request(
-        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
     ) -> None:
         self.queue.append(request)
 
@@ -95,12 +100,16 @@ def make_app(mode: str, root: str | None = None) -> Any:
     from genstore_asgi import RecordingMiddleware
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
     async def generate(request: Request) -> JSONResponse:
         body = await request.json()
         return JSONResponse({"success": True, "resultUrl": None, "prompt": body["prompt"]})
+
+    async def stream(request: Request) -> StreamingResponse:
+        await request.body()
+        return StreamingResponse(_sse_events(), media_type="text/event-stream")
 
     async def upload(request: Request) -> JSONResponse:
         async with request.form() as form:
@@ -142,6 +151,7 @@ def make_app(mode: str, root: str | None = None) -> Any:
         Route(RECORDED, generate, methods=["POST"]),
         Route(UNMATCHED, generate, methods=["POST"]),
         Route(UPLOAD, upload, methods=["POST"]),
+        Route(STREAM, stream, methods=["POST"]),
         Route("/_cpu", cpu),
         Route("/_rss", rss),
     ]
@@ -149,9 +159,29 @@ def make_app(mode: str, root: str | None = None) -> Any:
     if mode.endswith("bare"):
         return app
     store = EnqueueStore() if mode == "wrapped" else _real_store(Path(str(root)), mode)
-    routes_map = {"/api/generate/*": "text_to_image", "/api/edit/*": "image_edit_single"}
+    routes_map = {
+        "/api/generate/*": "text_to_image",
+        "/api/edit/*": "image_edit_single",
+        STREAM: "text_to_image",
+    }
     wrapped = RecordingMiddleware(app, store=store, routes=routes_map)
     return wrapped
+
+
+_PREVIEW = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(16 * KiB)).decode()
+
+
+def _sse_events() -> Iterator[bytes]:
+    """An OpenAI-style image stream: a small first event, previews, then the final image."""
+    yield b'event: image_generation.started\ndata: {"type": "image_generation.started"}\n\n'
+    partial = (
+        'event: image_generation.partial_image\ndata: {"type": '
+        f'"image_generation.partial_image", "b64_json": "{_PREVIEW}"}}\n\n'
+    ).encode()
+    for _ in range(STREAM_EVENTS):
+        yield partial
+    final = f'{{"type": "image_generation.completed", "b64_json": "{_PREVIEW}"}}'
+    yield f"event: image_generation.completed\ndata: {final}\n\n".encode()
 
 
 def _real_store(root: Path, mode: str) -> Any:
@@ -400,6 +430,41 @@ async def _latency_main(ports: Sequence[int], path: str, count: int) -> dict[str
     return {"latencies": latencies}
 
 
+async def _first_event_main(ports: Sequence[int], count: int) -> dict[str, list[float]]:
+    """Seconds from sending a request to receiving its stream's first event, per server: the
+    servers take turns (the order swapped each time), one fresh connection per request, set up
+    before the clock starts; each stream is read to its end."""
+    body = b'{"prompt": "un chat"}'
+    firsts: dict[str, list[float]] = {str(port): [] for port in ports}
+    for i in range(count):
+        for port in ports if i % 2 == 0 else list(reversed(ports)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = (
+                f"POST {STREAM} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected response {head[:60]!r}")
+            await reader.readuntil(b"\n\n")  # the first event (inside the first chunk)
+            firsts[str(port)].append(time.perf_counter() - started)
+            while await reader.read(256 * KiB):
+                pass
+            writer.close()
+    return firsts
+
+
+def first_event_times(count: int) -> dict[str, list[float]]:
+    """B10: time to the first event of a recorded SSE route, bare and wrapped (seconds)."""
+    with server("bare") as bare, server("wrapped") as wrapped:
+        ports = [url.rsplit(":", 1)[1] for url in (bare, wrapped)]
+        client("first-event", ",".join(ports), "20")  # warm-up
+        answer = client("first-event", ",".join(ports), str(count))
+    return {"bare": answer[ports[0]], "wrapped": answer[ports[1]]}
+
+
 def uvicorn_rps(count: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     """(requests/s, server event-loop CPU µs per request) per configuration and round."""
     with server("bare") as bare, server("wrapped") as wrapped, server("bare") as control:
@@ -446,6 +511,10 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["latency"]:
         ports = [int(port) for port in argv[1].split(",")]
         print(json.dumps(asyncio.run(_latency_main(ports, argv[2], int(argv[3])))))
+        return 0
+    if argv[:1] == ["first-event"]:
+        ports = [int(port) for port in argv[1].split(",")]
+        print(json.dumps(asyncio.run(_first_event_main(ports, int(argv[2])))))
         return 0
     if argv[:1] == ["rps"]:
         targets = []

@@ -8,8 +8,10 @@
                  recording (real store, real recorder) vs the same app unwrapped
     B9 memory    peak RSS growth of a uvicorn server over 50 multipart uploads of 100 MB, each
                  recorded with its input into a real store, vs the same app unwrapped
+    B10 stream   time to the first event of a recorded server-sent event stream through uvicorn,
+                 wrapped vs bare, as a ratio in the same run
 
-Run ``uv run python bench/bench_asgi.py [--quick] [--only B7,B8,B9]`` (prints JSON), or through
+Run ``uv run python bench/bench_asgi.py [--quick] [--only B7,B8,B9,B10]`` (prints JSON), or through
 ``bench/run_all.py``. The apps, servers and load generators are in ``_asgi_harness.py``.
 """
 
@@ -32,6 +34,7 @@ from bench._asgi_harness import (
     RECORDED,
     UPLOAD,
     client,
+    first_event_times,
     inprocess,
     server,
     unmatched_cost,
@@ -40,7 +43,16 @@ from bench._asgi_harness import (
 )
 from bench._util import KiB, MiB, fresh_dir, percentile, section
 
-__all__ = ["FULL", "QUICK", "Sizes", "bench_latency", "bench_memory", "bench_overhead", "run"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "Sizes",
+    "bench_first_event",
+    "bench_latency",
+    "bench_memory",
+    "bench_overhead",
+    "run",
+]
 
 
 @dataclass(frozen=True)
@@ -61,10 +73,12 @@ class Sizes:
     """B9: uploads per side."""
     upload_bytes: int
     """B9: size of each uploaded file."""
+    streams: int = 400
+    """B10: streams per side."""
 
 
-FULL = Sizes(60_000, 2000, 12, 300, 8, 50, 100_000_000)
-QUICK = Sizes(4000, 500, 2, 60, 2, 5, 20_000_000)
+FULL = Sizes(60_000, 2000, 12, 300, 8, 50, 100_000_000, 400)
+QUICK = Sizes(4000, 500, 2, 60, 2, 5, 20_000_000, 60)
 
 
 # -- B7 ------------------------------------------------------------------------------------------
@@ -334,13 +348,63 @@ def bench_memory(uploads: int, size: int) -> dict[str, Any]:
     }
 
 
+# -- B10 -----------------------------------------------------------------------------------------
+
+
+def bench_first_event(streams: int) -> dict[str, Any]:
+    """B10: time to the first event of a recorded SSE route, wrapped vs bare, same run."""
+    times = first_event_times(streams)
+    # The i-th streams of both sides ran back to back: their ratio cancels what the machine's
+    # other load did at that moment, so the median of these ratios is the steadiest figure.
+    paired = [w / b for w, b in zip(times["wrapped"], times["bare"], strict=True)]
+    middle = statistics.median(paired)
+    rows: list[dict[str, Any]] = [
+        {
+            "metric": "time to first event, median of paired ratios",
+            "value": round(middle, 3),
+            "unit": "recording / not",
+            "goal": "<= 1.05",
+            "ok": middle <= 1.05,
+        }
+    ]
+    for q in (50, 90):
+        ours = percentile(times["wrapped"], q) * 1000
+        base = percentile(times["bare"], q) * 1000
+        rows.append(
+            {
+                "metric": f"p{q} time to first event",
+                "value": round(ours, 3),
+                "unit": "ms",
+                "baseline": round(base, 3),
+                "baseline_label": "not recording, ms",
+                "ratio": round(ours / base, 3),
+                "ratio_label": "recording / not",
+                "goal": None,
+                "ok": None,
+            }
+        )
+    return {
+        "name": "B10 stream",
+        "description": "an OpenAI-style image stream (a first event, 64 previews of 16 KiB, the "
+        "final image) through uvicorn, recorded (enqueue-only recorder) vs the same app unwrapped",
+        "rows": rows,
+        "params": {"streams_per_side": streams},
+        "notes": [
+            "one client process taking turns between the two servers (the order swapped each "
+            "time); a fresh connection per stream, opened before the clock starts",
+            "the tee cuts each chunk into events after passing it on: the first event is "
+            "never held back",
+        ],
+    }
+
+
 # -- entry points --------------------------------------------------------------------------------
 
 
 def run(quick: bool = False, *, parts: Collection[str] | None = None) -> dict[str, Any]:
-    """Run B7, B8 and B9 (or the named ``parts``); ``quick`` shrinks every size."""
+    """Run B7, B8, B9 and B10 (or the named ``parts``); ``quick`` shrinks every size."""
     sizes = QUICK if quick else FULL
-    wanted = {p.strip().upper() for p in parts} if parts else {"B7", "B8", "B9"}
+    wanted = {p.strip().upper() for p in parts} if parts else {"B7", "B8", "B9", "B10"}
     jobs: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         (
             "B7",
@@ -349,6 +413,7 @@ def run(quick: bool = False, *, parts: Collection[str] | None = None) -> dict[st
         ),
         ("B8", "B8 latency", lambda: bench_latency(sizes.latency_requests, sizes.latency_rounds)),
         ("B9", "B9 memory", lambda: bench_memory(sizes.uploads, sizes.upload_bytes)),
+        ("B10", "B10 stream", lambda: bench_first_event(sizes.streams)),
     ]
     sections = [section(name, job) for key, name, job in jobs if key in wanted]
     return {"name": "asgi", "benchmarks": sections, "params": {"quick": quick}}

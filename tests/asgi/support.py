@@ -12,12 +12,15 @@ import dataclasses
 import hashlib
 import os
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from genstore._save_request import SaveRequest
+from genstore._recording.items import Recordable
+from genstore._save_request import JobCompletion
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -147,6 +150,8 @@ class SpyRecorder:
     read_files: bool = True
     """False: hash spooled files in chunks instead of reading them (memory tests)."""
     hashes: list[str] = field(default_factory=list)
+    completions: int = 0
+    """How many submissions were job completions."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _read(self, source: Any) -> bytes:
@@ -179,9 +184,13 @@ class SpyRecorder:
             self.submitted.append(entry)
 
     def submit_request(
-        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
     ) -> None:
-        """As the real recorder: takes the request whole (its set fields are kept as kwargs)."""
+        """As the real recorder: takes the request whole (its set fields are kept as kwargs; a
+        job's completion as its fallback with its job id, counted in ``completions``)."""
+        if isinstance(request, JobCompletion):
+            request = dataclasses.replace(request.fallback, job_id=request.job_id)
+            self.completions += 1
         values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
         self.submit(owned_paths, **{k: v for k, v in values.items() if v not in (None, ())})
 
@@ -218,3 +227,36 @@ async def app_reading_everything(scope: Scope, receive: Receive, send: Send) -> 
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """uvicorn serving ``app`` on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:  # uvicorn offers no event for this; bounded by the deadline
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        (sock,) = server.servers[0].sockets
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass (for state in another
+    process or a store, which offers no event); its last answer."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -72,3 +72,10 @@ def test_b9_memory_runs_and_stores_every_upload(bench_asgi: ModuleType) -> None:
     # bench_memory raises if the store does not hold one input per upload, of the right size.
     section = bench_asgi.bench_memory(uploads=2, size=3_000_000)
     check(section, "B9 memory", {"peak RSS growth, recording"})
+
+
+@pytest.mark.slow
+def test_b10_first_event_runs(bench_asgi: ModuleType) -> None:
+    section = bench_asgi.bench_first_event(streams=5)
+    rows = check(section, "B10 stream", {"p50 time to first event", "p90 time to first event"})
+    assert rows["p50 time to first event"]["baseline"] > 0

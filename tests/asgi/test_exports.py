@@ -7,7 +7,11 @@ import genstore_asgi
 
 def test_exported_names_are_pinned() -> None:
     assert genstore_asgi.__all__ == [
+        "JobComplete",
+        "JobStart",
+        "Operation",
         "RESULT_FIELDS",
+        "RecordStatuses",
         "RecordingMiddleware",
         "Redact",
         "ResultExtractor",

@@ -5,7 +5,13 @@
     app.add_middleware(
         RecordingMiddleware,
         store=store,
-        routes={"/api/generate/text-to-image": "text_to_image", "/api/edit/*": "image_edit_single"},
+        routes={
+            "/api/generate/text-to-image": "text_to_image",
+            "/api/edit/*": "image_edit_single",
+            "/api/caption": Operation("caption", results=False),
+            "/v1/video": JobStart("text_to_video", job_id="id"),  # answers 202 {"id": ...}
+            "/v1/jobs/*": JobComplete(job_id="id"),  # its poll (or a provider's webhook)
+        },
         user_id=lambda scope: scope["state"].get("user_id"),
     )
 
@@ -24,14 +30,18 @@ from genstore._recording.rules import Redact, is_secret_name
 from genstore.exceptions import MissingDependency
 
 from ._extract import RESULT_FIELDS, ResultExtractor, default_result_extractor
-from ._middleware import RecordingMiddleware, UserId
-from ._routes import Routes
+from ._middleware import RecordingMiddleware, RecordStatuses, UserId
+from ._routes import JobComplete, JobStart, Operation, Routes
 
 if TYPE_CHECKING:
     from .service import create_app
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, as tests/asgi/test_exports.py pins
+    "JobComplete",
+    "JobStart",
+    "Operation",
     "RESULT_FIELDS",
+    "RecordStatuses",
     "RecordingMiddleware",
     "Redact",
     "ResultExtractor",

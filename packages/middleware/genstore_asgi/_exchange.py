@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import genstore
 from genstore import check_id  # the store's own rule for ids
+from genstore._recording.items import Recordable
 from genstore._recording.rules import Redactor, error_message
+from genstore._save_request import SaveRequest
 
 from ._capture import CapturedBody
-from ._extract import ResultExtractor, decode_data_url, resolve_url
+from ._extract import ResultExtractor, server_base_url
+from ._jobs import complete_job, start_job
 from ._parse import ParseLimits, discard_unless_owned, media_type, parse_request
+from ._results import NO_RESULT, Answer, read_answer
+from ._routes import JobComplete, JobStart, RouteSpec
+from ._stream import StreamEvents
 
 __all__ = ["Exchange", "RecordOptions", "media_type_of", "minimal_record", "to_record"]
 
 logger = logging.getLogger(__name__)
 
-_WORKFLOW_FIELDS = ("workflowAnalysis", "workflow_analysis")
 _MAX_KEY = 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordOptions:
     """How exchanges become records (fixed per middleware)."""
 
@@ -34,13 +39,31 @@ class RecordOptions:
     redactor: Redactor
     result_extractor: ResultExtractor
     limits: ParseLimits
+    base_url: str | None = None
+    """Where relative result URLs resolve (else the server's own bound address)."""
+    warned: set[str] = field(default_factory=set)
+    """Route patterns already warned about a success without a result."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def no_result(self, pattern: str) -> str:
+        """The note for a success without outputs; warns once per route pattern."""
+        with self.lock:
+            first = pattern not in self.warned
+            self.warned.add(pattern)
+        if first:
+            logger.warning(
+                "genstore: %s answered a success with no result found; recorded with a note "
+                "(declare it Operation(..., results=False) if it has none)",
+                pattern,
+            )
+        return NO_RESULT
 
 
 @dataclass(slots=True)
 class Exchange:
     """Everything captured on the request path; plain data, handed to the background thread."""
 
-    operation_type: str
+    spec: RouteSpec
     method: str
     path: str
     scheme: str
@@ -53,10 +76,16 @@ class Exchange:
     status_code: int | None = None
     response_type: str = ""
     response_body: CapturedBody | None = None
+    response_stream: StreamEvents | None = None
     error: str | None = None
-    """Why the request failed before a response was complete (an exception, a disconnect)."""
+    """Why the request failed before a response was complete (an exception, a disconnect), or
+    the exception behind a 5xx answer."""
     duration_ms: float | None = None
     user_id: str | None = None
+
+    @property
+    def operation_type(self) -> str:
+        return self.spec.operation_type
 
     def header(self, name: bytes) -> str | None:
         """A request header's value (``name`` lower-case), or None."""
@@ -65,66 +94,15 @@ class Exchange:
                 return value.decode("latin-1")
         return None
 
-    def base_url(self) -> str:
-        """``scheme://host[:port]/root`` of the service, to resolve relative result URLs."""
-        host = self.header(b"host")
-        if host is None and self.server is not None:
-            name, port = self.server
-            host = name if port is None else f"{name}:{port}"
-        return f"{self.scheme}://{host or 'localhost'}{self.root_path}"
+    def server_url(self) -> str | None:
+        """The server's own bound address (never the ``Host`` header: the client sets that)."""
+        return server_base_url(self.scheme, self.server, self.root_path)
 
     def discard(self) -> None:
         """Delete every captured body (used when the record cannot be built at all)."""
         self.request_body.discard()
         if self.response_body is not None:
             self.response_body.discard()
-
-
-def _result(exchange: Exchange, options: RecordOptions, record: dict[str, Any]) -> list[str]:
-    """Put the response's result (bytes, file or URL) into ``record``; return files handed over."""
-    body = exchange.response_body
-    if body is None:
-        return []
-    kind = exchange.response_type
-    failed = exchange.status_code is None or exchange.status_code >= 400
-    if failed or not body.usable:
-        body.discard()
-        return []
-    if kind.startswith(("image/", "video/")):
-        if body.path is not None:
-            record["result"] = body.path
-            return [body.path]
-        record["result"] = b"".join(body.chunks)
-        return []
-    try:
-        document = json.loads(body.read())
-    except (ValueError, OSError) as exc:
-        logger.info("genstore: could not parse the JSON response (%s)", exc)
-        return []
-    finally:
-        body.discard()
-    if isinstance(document, dict):
-        for name in _WORKFLOW_FIELDS:
-            if document.get(name) is not None:
-                record["workflow_analysis"] = document[name]
-                break
-    try:
-        found = options.result_extractor(document)
-    except Exception:
-        logger.exception("genstore: the result extractor raised; recording without a result")
-        return []
-    if not found:
-        return []
-    decoded = decode_data_url(found)
-    if decoded is not None:
-        record["result"] = decoded[0]
-        return []
-    url = resolve_url(found, exchange.base_url())
-    if url is None:
-        logger.info("genstore: result %r is not a URL genstore can download", found[:100])
-    else:
-        record["result_url"] = url
-    return []
 
 
 def _failure(exchange: Exchange) -> str | None:
@@ -182,14 +160,16 @@ def _user_id(value: str | None) -> str | None:
         return None
 
 
-def to_record(exchange: Exchange, options: RecordOptions) -> tuple[list[str], dict[str, Any]]:
-    """The files handed over and the ``save_complete_operation`` arguments for ``exchange``.
+def to_record(exchange: Exchange, options: RecordOptions, owned: list[str]) -> Recordable | None:
+    """What ``exchange`` records: a save, a job's completion, or None (a poll of a running job).
 
-    Consumes the exchange: its bodies are either handed over (listed in the first item) or deleted.
+    Consumes the exchange: its bodies are handed over (appended to ``owned``) or deleted.
+    ``InvalidInput`` when the store would refuse the record (the caller rejects it, with
+    ``owned``).
     """
+    spec = exchange.spec
     error = _failure(exchange)
-    record = _base(exchange, failed=error is not None)
-    owned: list[str] = []
+    fields = _base(exchange, failed=error is not None)
     try:
         parsed = parse_request(
             exchange.request_body,
@@ -201,30 +181,88 @@ def to_record(exchange: Exchange, options: RecordOptions) -> tuple[list[str], di
         )
         discard_unless_owned(exchange.request_body, parsed)
         owned.extend(parsed.owned)
-        record["prompt"] = parsed.prompt
-        record["parameters"] = parsed.parameters or None
-        record["input_images"] = parsed.inputs
+        fields["prompt"] = parsed.prompt
+        fields["parameters"] = parsed.parameters or None
+        fields["input_images"] = parsed.inputs
         if error is not None:
-            record["error"] = error
-        owned.extend(_result(exchange, options, record))
+            fields["error"] = error
+            if exchange.response_body is not None:
+                exchange.response_body.discard()
+            return _failed(spec, fields)
+        answer = _answer(exchange, options)
+        owned.extend(answer.owned)
     except BaseException:
         for path in owned:
             CapturedBody(path=path).discard()
+        owned.clear()
         exchange.discard()
         raise
-    return owned, record
+    if answer.workflow_analysis is not None:
+        fields["workflow_analysis"] = answer.workflow_analysis
+    return _succeeded(spec, fields, answer, parsed.document, exchange, options)
 
 
-def minimal_record(exchange: Exchange) -> dict[str, Any]:
-    """What needs no parsing, for when ``to_record`` failed: a record is never silently dropped."""
+def _answer(exchange: Exchange, options: RecordOptions) -> Answer:
+    base = options.base_url
+
+    def base_url() -> str | None:
+        return base if base is not None else exchange.server_url()
+
+    return read_answer(
+        exchange.response_body,
+        exchange.response_stream,
+        exchange.response_type,
+        options.result_extractor,
+        base_url,
+    )
+
+
+def _failed(spec: RouteSpec, fields: dict[str, Any]) -> SaveRequest | None:
+    if isinstance(spec.job, JobComplete):
+        return None  # a failed poll or webhook says nothing about the job
+    return SaveRequest.build(**fields)
+
+
+def _succeeded(
+    spec: RouteSpec,
+    fields: dict[str, Any],
+    answer: Answer,
+    request_document: Any,
+    exchange: Exchange,
+    options: RecordOptions,
+) -> Recordable | None:
+    def note() -> str:
+        return options.no_result(spec.pattern)
+
+    if isinstance(spec.job, JobStart):
+        return start_job(spec.job, fields, answer.document, answer.outputs, note)
+    if isinstance(spec.job, JobComplete):
+        base = options.base_url if options.base_url is not None else exchange.server_url()
+        fields["input_images"] = []  # a webhook's data: URLs are the job's outputs, not inputs
+        documents = [(answer.document, answer.outputs), (request_document, None)]
+        return complete_job(spec.job, fields, documents, base, note)
+    outputs = answer.outputs
+    notes = list(outputs.notes)
+    if not outputs.found and spec.results:
+        notes.append(note())
+    return SaveRequest.build(
+        **fields, outputs=outputs.sources, result_note="; ".join(notes) or None
+    )
+
+
+def minimal_record(exchange: Exchange) -> SaveRequest | None:
+    """What needs no parsing, for when ``to_record`` failed: a record is never silently dropped
+    (a job's poll or webhook excepted: without its body it says nothing)."""
     exchange.discard()
+    if isinstance(exchange.spec.job, JobComplete):
+        return None
     error = exchange.error
     if error is None and (exchange.status_code is None or exchange.status_code >= 400):
         error = f"HTTP {exchange.status_code}"
-    record = _base(exchange, failed=error is not None)
+    fields = _base(exchange, failed=error is not None)
     if error is not None:
-        record["error"] = error
-    return record
+        fields["error"] = error
+    return SaveRequest.build(**fields)
 
 
 def media_type_of(headers: Sequence[tuple[bytes, bytes]]) -> str:

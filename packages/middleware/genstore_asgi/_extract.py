@@ -1,11 +1,19 @@
-"""Reading a generation route's JSON answer: its result URL, or its error message if it failed."""
+"""A route's outputs: found by genstore's shared extraction, and made fetchable safely.
+
+Relative result URLs (``/files/x.png``, ComfyUI's ``/view?...``) are resolved against the
+middleware's ``base_url`` when given, else against the address the server itself is bound to
+(``scope["server"]``, ``scope["scheme"]``, ``root_path``): never against the request's ``Host``
+header, which the client chooses (a ``Host: 169.254.169.254`` would aim the download).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from genstore._recording.outputs import decode_data_url
+from genstore._recording.extract import extract_results
+from genstore._recording.outputs import Output, decode_data_url
 from genstore._recording.rules import RESULT_FIELDS, error_message
 
 __all__ = [
@@ -14,67 +22,59 @@ __all__ = [
     "decode_data_url",
     "default_result_extractor",
     "error_message",
-    "resolve_url",
+    "outputs_of",
+    "resolve_relative",
+    "server_base_url",
 ]
 
-ResultExtractor = Callable[[Any], "str | None"]
-"""Given a route's parsed JSON response, the result URL to store (or None)."""
-
-_NESTED = ("result", "data")
-
-
-def _first_url(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value if _looks_like_url(value) else None
-    if isinstance(value, list) and value:
-        return _first_url(value[0])
-    if isinstance(value, dict):
-        for name in ("url", "image_url", "imageUrl", "resultUrl", "result_url"):
-            found = _first_url(value.get(name))
-            if found:
-                return found
-    return None
+ResultExtractor = Callable[[Any], Any]
+"""Given a route's parsed JSON answer: its outputs. It may return None, one URL (absolute or
+relative), ``data:`` URL or ``bytes``, a ``genstore`` ``Output``, or a list of these, in order."""
 
 
-def _looks_like_url(value: str) -> bool:
-    return value.startswith(("http://", "https://", "/", "data:")) and not value.startswith("//")
+def default_result_extractor(body: Any) -> list[Output]:
+    """Every output genstore's shared extraction finds in ``body``, in the provider's order."""
+    return extract_results(body)
 
 
-def default_result_extractor(body: Any) -> str | None:
-    """The first URL among ``RESULT_FIELDS`` (then inside ``result`` / ``data``), or None.
+def outputs_of(answer: Any) -> list[Output]:
+    """A result extractor's answer as outputs (an ``Output`` as is, anything else extracted)."""
+    if answer is None:
+        return []
+    if isinstance(answer, Output):
+        return [answer]
+    if isinstance(answer, list) and all(isinstance(item, Output) for item in answer):
+        return list(answer)
+    return extract_results(answer)
 
-    URLs may be absolute (http, https), relative to the service (``/files/x.png``) or ``data:``.
-    """
-    if isinstance(body, list):
-        return _first_url(body)
-    if not isinstance(body, dict):
+
+def server_base_url(
+    scheme: str, server: tuple[str, int | None] | None, root_path: str
+) -> str | None:
+    """``scheme://host:port/root`` of the address the server is bound to; None if it has none
+    (a Unix socket). A wildcard bind (``0.0.0.0``, ``::``) is reached on loopback."""
+    if server is None or server[1] is None:
         return None
-    found = _first_field_url(body)
-    if found:
-        return found
-    for name in _NESTED:
-        nested = body.get(name)
-        if isinstance(nested, dict):
-            found = _first_field_url(nested)
-            if found:
-                return found
-    return None
+    host, port = server
+    if host in ("0.0.0.0", ""):  # noqa: S104 - recognising a wildcard bind, not binding
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    scheme = "https" if scheme in ("https", "wss") else "http"
+    return f"{scheme}://{host}:{port}{root_path.rstrip('/')}"
 
 
-def _first_field_url(body: dict[str, Any]) -> str | None:
-    for name in RESULT_FIELDS:
-        value = body.get(name)
-        if value is not None:
-            found = _first_url(value)
-            if found:
-                return found
-    return None
+def resolve_relative(path: str, base_url: str) -> str:
+    """The absolute URL of a path-relative result URL (``/x``) under ``base_url``.
 
-
-def resolve_url(value: str, base_url: str) -> str | None:
-    """An absolute http(s) URL for ``value`` (relative paths joined to ``base_url``), else None."""
-    if value.startswith(("http://", "https://")):
-        return value
-    if value.startswith("/") and not value.startswith("//"):
-        return base_url.rstrip("/") + value
-    return None
+    A path already under the base's own path (``url_for`` includes the root path) is joined to
+    the base's origin; any other path is put under the base path.
+    """
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    root = parts.path.rstrip("/")
+    if not root or path == root or path.startswith(root + "/") or path.startswith(root + "?"):
+        return origin + path
+    return origin + root + path

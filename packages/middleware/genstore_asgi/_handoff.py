@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from genstore._save_request import SaveRequest
+from genstore._recording.items import Recordable
 from genstore.exceptions import InvalidInput
 
 from ._capture import _unlink
@@ -43,7 +43,7 @@ class RecorderLike(Protocol):
     """The part of ``genstore``'s background recorder the middleware uses."""
 
     def submit_request(
-        self, request: SaveRequest, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
     ) -> None: ...
 
     def reject(
@@ -145,25 +145,28 @@ class Handoff:
     def _record(self, exchange: Exchange) -> None:
         owned: list[str] = []
         try:
+            recorder = self.store.recorder
+            _exit_hook.after_recorders()
             try:
-                owned, record = to_record(exchange, self._options)
+                request = to_record(exchange, self._options, owned)
+            except InvalidInput as exc:
+                recorder.reject(exc, owned)
+                return
             except Exception:
                 logger.exception(
                     "genstore: could not read a %s exchange; recording bare facts", exchange.path
                 )
-                record = minimal_record(exchange)
-            recorder = self.store.recorder
-            _exit_hook.after_recorders()
-            try:
-                request = SaveRequest.build(**record)
-            except InvalidInput as exc:
-                recorder.reject(exc, owned)
+                request = minimal_record(exchange)
+            if request is None:  # a poll of a running job: nothing to record, nothing to keep
+                for path in owned:
+                    _unlink(path)
                 return
             recorder.submit_request(request, owned)
         except Exception:
             # Only reachable when the store itself cannot be reached (default store failing to
             # open, or a recorder breaking its never-raise contract).
             logger.exception("genstore: could not hand a record of %s over", exchange.path)
+            exchange.discard()
             for path in owned:
                 _unlink(path)
 

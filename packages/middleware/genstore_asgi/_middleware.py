@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any, TypeAlias
@@ -17,32 +17,60 @@ from ._exchange import Exchange, RecordOptions, media_type_of
 from ._extract import ResultExtractor, default_result_extractor
 from ._handoff import Handoff, StoreLike
 from ._parse import ParseLimits
-from ._routes import RouteMatcher, Routes
+from ._routes import RouteMatcher, Routes, RouteSpec
+from ._stream import STREAM_TYPES, StreamTee
 
-__all__ = ["RecordingMiddleware", "UserId"]
+__all__ = ["RecordStatuses", "RecordingMiddleware", "UserId"]
 
 logger = logging.getLogger(__name__)
 
 UserId: TypeAlias = str | Callable[[Scope], str | None] | None
 """A fixed user id, or a callable given the ASGI scope (after the response) returning one."""
 
+RecordStatuses: TypeAlias = Callable[[int], bool] | Collection[int]
+"""The response statuses recorded: a predicate given the status, or the statuses themselves."""
+
+UNRECORDED_STATUSES = frozenset({401, 403, 407, 429})
+"""Not recorded by default: answers to unauthenticated, forbidden or rate-limited requests say
+nothing about a generation, and anyone could write records with them."""
+
 _MiB = 1024 * 1024
 _UNSEEN: Any = object()
 _ERROR_TEXT_LIMIT = 64 * 1024
+_STREAM_BUDGET = 8 * _MiB
+"""Bytes of a stream's newest candidate events kept (see ``_stream``)."""
+
+
+def _status_rule(record_statuses: RecordStatuses | None) -> Callable[[int], bool]:
+    if record_statuses is None:
+        return lambda status: status not in UNRECORDED_STATUSES
+    if callable(record_statuses):
+        return record_statuses
+    statuses = frozenset(record_statuses)
+    return statuses.__contains__
 
 
 class RecordingMiddleware:
     """Records the requests of ``routes`` as genstore operations, after their response is sent.
 
-    ``routes``: ``{path or glob: operation type}`` or a callable(scope) -> operation type | None.
+    ``routes``: ``{path or glob: route value}`` or a callable(scope) -> route value | None; a
+    route value is an operation type, ``Operation(type, results=False)``, ``JobStart(type,
+    job_id=)`` or ``JobComplete(job_id=, done=)`` (see ``genstore_asgi._routes``).
     ``store``: where records go (``genstore.default_store()`` if None); never closed by this class.
     ``user_id``: a string, or a callable(scope) -> user id | None.
     ``prompt_field``: the request field holding the prompt; other fields become ``parameters``.
-    ``result_extractor``: callable(parsed JSON response) -> result URL | None.
+    ``result_extractor``: callable(parsed JSON response) -> its outputs (a URL, ``bytes``, an
+    ``Output`` or a list of them, or None); by default genstore's shared extraction, which finds
+    every output of the common providers' shapes, in order.
+    ``base_url``: where relative result URLs (``/files/x.png``) are fetched from; by default the
+    address the server is bound to (never the request's ``Host`` header).
+    ``record_statuses``: which response statuses are recorded (a predicate or a collection);
+    by default all but 401, 403, 407 and 429.
     ``redact``: more field names to drop (credential-like names always are), or a predicate.
     ``max_body_in_memory``: bodies beyond this are spooled to disk while they stream.
     ``max_body``: bodies beyond this are not recorded (the request is, without them).
-    ``record_methods``: the HTTP methods recorded on matching routes.
+    ``record_methods``: the HTTP methods recorded on matching routes (``JobComplete`` routes
+    name their own: GET and POST).
 
     Everything else — non-HTTP scopes, other methods, unmatched paths — is passed straight to the
     app with the original ``receive`` and ``send``; only a lifespan's ``receive`` is watched: on
@@ -65,14 +93,18 @@ class RecordingMiddleware:
         max_body: int | None = 1024 * _MiB,
         max_document: int = 32 * _MiB,
         record_methods: Iterable[str] = ("POST",),
+        record_statuses: RecordStatuses | None = None,
+        base_url: str | None = None,
         spool_dir: str | None = None,
         shutdown_timeout: float = 10.0,
     ) -> None:
         self.app = app
-        self.matcher = RouteMatcher(routes)
-        self._seen: dict[str, Any] = self.matcher.seen
-        self.user_id = user_id
         self.record_methods = frozenset(method.upper() for method in record_methods)
+        self.matcher = RouteMatcher(routes, self.record_methods)
+        self._seen: dict[str, Any] = self.matcher.seen
+        self._methods = self.matcher.methods
+        self.records_status = _status_rule(record_statuses)
+        self.user_id = user_id
         self.max_body_in_memory = max_body_in_memory
         self.max_body = max_body
         self.max_document = max_document
@@ -83,25 +115,27 @@ class RecordingMiddleware:
             redactor=Redactor(redact),
             result_extractor=result_extractor or default_result_extractor,
             limits=ParseLimits(max_body_in_memory, max_document, spool_dir),
+            base_url=base_url.rstrip("/") if base_url else None,
         )
         self.handoff = Handoff(store, options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            if scope["method"] in self.record_methods:
+            method = scope["method"]
+            if method in self._methods:
                 # Inlined cache lookup: this is the cost every unrecorded request pays.
-                operation_type = self._seen.get(scope["path"], _UNSEEN)
-                if operation_type is _UNSEEN:
-                    operation_type = self._operation_type(scope)
-                if operation_type is not None:
-                    await RecordingResponder(self, operation_type)(scope, receive, send)
+                spec = self._seen.get(scope["path"], _UNSEEN)
+                if spec is _UNSEEN:
+                    spec = self._route(scope)
+                if spec is not None and method in spec.methods:
+                    await RecordingResponder(self, spec)(scope, receive, send)
                     return
         elif scope_type == "lifespan":
             receive = self._lifespan_receive(receive)
         await self.app(scope, receive, send)
 
-    def _operation_type(self, scope: Scope) -> str | None:
+    def _route(self, scope: Scope) -> RouteSpec | None:
         try:
             return self.matcher.match(scope)
         except Exception:
@@ -147,35 +181,43 @@ class RecordingResponder:
     __slots__ = (
         "app",
         "disconnected",
+        "ended",
         "middleware",
-        "operation_type",
         "receive",
         "request_tee",
         "response_tee",
         "response_type",
         "scope",
         "send",
+        "skipped",
+        "spec",
         "started",
         "status_code",
+        "stream_tee",
         "submitted",
         "trailers",
     )
 
-    def __init__(self, middleware: RecordingMiddleware, operation_type: str) -> None:
+    def __init__(self, middleware: RecordingMiddleware, spec: RouteSpec) -> None:
         self.middleware = middleware
         self.app = middleware.app
-        self.operation_type = operation_type
+        self.spec = spec
         self.request_tee = BodyTee(
             max_in_memory=middleware.max_body_in_memory,
             max_body=middleware.max_body,
             spool_dir=middleware.spool_dir,
         )
         self.response_tee: BodyTee | None = None
+        self.stream_tee: StreamTee | None = None
         self.response_type = ""
         self.status_code: int | None = None
         self.trailers = False
         self.disconnected = False
         self.submitted = False
+        self.skipped = False
+        self.ended = False
+        """The response was sent whole, and its record waits for the app to return (5xx: the
+        exception behind it is still on its way up)."""
         self.started = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,10 +228,13 @@ class RecordingResponder:
         try:
             await self.app(scope, self.receive_with_tee, self.send_with_tee)
         except BaseException as exc:
-            if not self.submitted:
-                self.finish(str(exc) or type(exc).__name__)
+            # Starlette's ServerErrorMiddleware (inside us when the whole app is wrapped) has
+            # already answered 500 and re-raised: the exception says more than its answer.
+            self.finish(describe(exc))
             raise
-        if not self.submitted:
+        if self.ended:
+            self.finish()
+        elif not self.submitted:
             self.finish(
                 "the client disconnected before the response was sent"
                 if self.disconnected
@@ -207,35 +252,53 @@ class RecordingResponder:
         return message
 
     async def send_with_tee(self, message: Message) -> None:
+        # The exchange is handed over just before the response's last message goes to the
+        # server: once a client has the whole answer, its record is already queued.
         message_type = message["type"]
         if message_type == "http.response.start":
-            self.status_code = message["status"]
-            self.trailers = message.get("trailers", False)
-            self.response_type = media_type_of(message.get("headers", ()))
-            self.response_tee = self._response_tee()
+            self._start(message)
         elif message_type == "http.response.body":
             more_body = message.get("more_body", False)
-            if self.response_tee is not None:
-                self.response_tee.feed(message.get("body", b""), more=more_body)
-            if not more_body and not self.trailers:
-                await self.send(message)
-                self.finish()
+            stream = self.stream_tee
+            if stream is not None and more_body:
+                await self.send(message)  # a stream's events are not held back for the tee
+                stream.feed(message.get("body", b""), more=True)
                 return
+            tee = stream or self.response_tee
+            if tee is not None:
+                tee.feed(message.get("body", b""), more=more_body)
+            if not more_body and not self.trailers:
+                self._ended()
         elif message_type == "http.response.trailers":
             if not message.get("more_trailers", False):
-                await self.send(message)
-                self.finish()
-                return
+                self._ended()
         elif message_type == "http.response.zerocopysend":
             if not message.get("more_body", False) and not self.trailers:
-                await self.send(message)
-                self.finish()
-                return
+                self._ended()
         elif message_type == "http.response.pathsend":
-            await self.send(message)
-            self.finish()
-            return
+            self._ended()
         await self.send(message)
+
+    def _start(self, message: Message) -> None:
+        status: int = message["status"]
+        self.status_code = status
+        self.trailers = message.get("trailers", False)
+        if not self.middleware.records_status(status):
+            self.skipped = True
+            return
+        self.response_type = media_type_of(message.get("headers", ()))
+        if status < 400 and self.response_type in STREAM_TYPES:
+            self.stream_tee = StreamTee(
+                self.response_type, budget=_STREAM_BUDGET, max_event=self.middleware.max_document
+            )
+        else:
+            self.response_tee = self._response_tee()
+
+    def _ended(self) -> None:
+        if self.status_code is not None and self.status_code >= 500:
+            self.ended = True  # finished when the app returns or raises (see __call__)
+        else:
+            self.finish()
 
     def _response_tee(self) -> BodyTee | None:
         kind = self.response_type
@@ -263,11 +326,14 @@ class RecordingResponder:
         if self.submitted:
             return
         self.submitted = True
+        if self.skipped:  # a status not recorded (401, 429, ...): drop what was captured
+            self.request_tee.discard()
+            return
         duration_ms = (perf_counter() - self.started) * 1000.0
         scope = self.scope
         try:
             exchange = Exchange(
-                operation_type=self.operation_type,
+                spec=self.spec,
                 method=scope["method"],
                 path=scope["path"],
                 scheme=scope.get("scheme", "http"),
@@ -280,6 +346,7 @@ class RecordingResponder:
                 status_code=self.status_code,
                 response_type=self.response_type,
                 response_body=self.response_tee.finish() if self.response_tee else None,
+                response_stream=self.stream_tee.finish() if self.stream_tee else None,
                 error=error,
                 duration_ms=duration_ms,
                 user_id=self._user_id(scope),
@@ -301,3 +368,12 @@ class RecordingResponder:
             logger.exception("genstore: the user_id callable raised; recording without a user")
             return None
         return None if value is None else str(value)
+
+
+def describe(exc: BaseException) -> str:
+    """How an exception is recorded: ``RuntimeError: boom`` (a group of one: its exception)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    message = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name

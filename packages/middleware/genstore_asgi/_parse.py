@@ -50,6 +50,8 @@ class ParsedRequest:
     inputs: list[Input] = field(default_factory=list)
     owned: list[str] = field(default_factory=list)
     """Temporary files among ``inputs``: whoever records them deletes them."""
+    document: Any = None
+    """A JSON body as parsed (redacted; its ``data:`` URLs still in place), else None."""
 
 
 def media_type(content_type: str) -> str:
@@ -241,8 +243,8 @@ def parse_request(
     kind = media_type(content_type)
     if body.usable and body.size:
         if kind == "application/json" or kind.endswith("+json") or (not kind and _looks_json(body)):
-            document = redactor.clean(_decode_json(body, limits))
-            document = _take_data_urls(document, parsed.inputs)
+            parsed.document = redactor.clean(_decode_json(body, limits))
+            document = _take_data_urls(parsed.document, parsed.inputs)
             if isinstance(document, dict):
                 fields.update(document)
             elif document is not None:
