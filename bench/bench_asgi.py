@@ -8,8 +8,11 @@
                  recording (real store, real recorder) vs the same app unwrapped
     B9 memory    peak RSS growth of a uvicorn server over 50 multipart uploads of 100 MB, each
                  recorded with its input into a real store, vs the same app unwrapped
+    B10 recorder the whole process CPU per recorded request through uvicorn (event loop, the
+                 middleware's handoff and the recorder's background save into a real local
+                 store), vs the bare app's process CPU per request
 
-Run ``uv run python bench/bench_asgi.py [--quick] [--only B7,B8,B9]`` (prints JSON), or through
+Run ``uv run python bench/bench_asgi.py [--quick] [--only B7,B8,B9,B10]`` (prints JSON), or through
 ``bench/run_all.py``. The apps, servers and load generators are in ``_asgi_harness.py``.
 """
 
@@ -33,6 +36,7 @@ from bench._asgi_harness import (
     UPLOAD,
     client,
     inprocess,
+    recorded_cpu,
     server,
     unmatched_cost,
     upload_body,
@@ -40,7 +44,16 @@ from bench._asgi_harness import (
 )
 from bench._util import KiB, MiB, fresh_dir, percentile, section
 
-__all__ = ["FULL", "QUICK", "Sizes", "bench_latency", "bench_memory", "bench_overhead", "run"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "Sizes",
+    "bench_latency",
+    "bench_memory",
+    "bench_overhead",
+    "bench_recorder_cpu",
+    "run",
+]
 
 
 @dataclass(frozen=True)
@@ -61,10 +74,14 @@ class Sizes:
     """B9: uploads per side."""
     upload_bytes: int
     """B9: size of each uploaded file."""
+    recorded_requests: int = 500
+    """B10: requests per round and server (below the recorder's queue of 1000: none spooled)."""
+    recorded_rounds: int = 10
+    """B10: rounds, the two servers taking turns."""
 
 
-FULL = Sizes(60_000, 2000, 12, 300, 8, 50, 100_000_000)
-QUICK = Sizes(4000, 500, 2, 60, 2, 5, 20_000_000)
+FULL = Sizes(60_000, 2000, 12, 300, 8, 50, 100_000_000, 500, 10)
+QUICK = Sizes(4000, 500, 2, 60, 2, 5, 20_000_000, 300, 2)
 
 
 # -- B7 ------------------------------------------------------------------------------------------
@@ -334,13 +351,73 @@ def bench_memory(uploads: int, size: int) -> dict[str, Any]:
     }
 
 
+# -- B10 -----------------------------------------------------------------------------------------
+
+RECORDER_CPU_GOAL_US = 500.0
+"""The issue's goal: at most this much process CPU per recorded request, everything counted."""
+
+
+def bench_recorder_cpu(requests: int, rounds: int) -> dict[str, Any]:
+    """B10: process CPU per recorded request (loop + background save) vs the bare app's."""
+    with fresh_dir("recorder-cpu") as root:
+        measured = recorded_cpu(root, requests, rounds)
+    ours = statistics.median(measured["recording"])
+    base = statistics.median(measured["bare"])
+    counters = measured["counters"]
+    expected = (rounds * requests) + 200  # the load generator's warm-up is recorded too
+    if measured["records"] != expected or counters["spooled"] or counters["dropped"]:
+        raise RuntimeError(
+            f"the store holds {measured['records']} records, not {expected}: {counters}"
+        )
+    return {
+        "name": "B10 recorder CPU",
+        "description": "process CPU per request through uvicorn: the JSON route recorded into a "
+        "local store (files + SQLite) by RecordingMiddleware, everything counted, vs the bare app",
+        "rows": [
+            {
+                "metric": "process CPU per recorded request (loop + handoff + background save)",
+                "value": round(ours, 1),
+                "unit": "µs/request",
+                "baseline": round(base, 1),
+                "baseline_label": "bare app µs/request",
+                "ratio": round(ours / base, 2),
+                "ratio_label": "recording / bare",
+                "goal": f"<= {RECORDER_CPU_GOAL_US:.0f} µs",
+                "ok": ours <= RECORDER_CPU_GOAL_US,
+                "rounds µs": {k: [round(v) for v in measured[k]] for k in ("recording", "bare")},
+            },
+            {
+                "metric": "recording's own CPU per request (recording - bare)",
+                "value": round(ours - base, 1),
+                "unit": "µs/request",
+            },
+        ],
+        "params": {
+            "requests_per_round": requests,
+            "rounds": rounds,
+            "connections": CONNECTIONS,
+            "records_saved": measured["records"],
+            "recorder_counters": counters,
+        },
+        "notes": [
+            "CPU: time.process_time() of the server process (every thread), read by the server "
+            "itself before and after each round's load; before the second read the middleware "
+            "and the recorder are flushed, so every record of the round is saved and counted",
+            "median of the rounds; the two servers take turns, in alternating order",
+            "a round's requests arrive faster than one thread saves them: the recorder saves "
+            "what is queued in batches (one catalog transaction per batch)",
+            "the run fails unless every request was saved as a record (none spooled or dropped)",
+        ],
+    }
+
+
 # -- entry points --------------------------------------------------------------------------------
 
 
 def run(quick: bool = False, *, parts: Collection[str] | None = None) -> dict[str, Any]:
-    """Run B7, B8 and B9 (or the named ``parts``); ``quick`` shrinks every size."""
+    """Run B7, B8, B9 and B10 (or the named ``parts``); ``quick`` shrinks every size."""
     sizes = QUICK if quick else FULL
-    wanted = {p.strip().upper() for p in parts} if parts else {"B7", "B8", "B9"}
+    wanted = {p.strip().upper() for p in parts} if parts else {"B7", "B8", "B9", "B10"}
     jobs: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         (
             "B7",
@@ -349,6 +426,11 @@ def run(quick: bool = False, *, parts: Collection[str] | None = None) -> dict[st
         ),
         ("B8", "B8 latency", lambda: bench_latency(sizes.latency_requests, sizes.latency_rounds)),
         ("B9", "B9 memory", lambda: bench_memory(sizes.uploads, sizes.upload_bytes)),
+        (
+            "B10",
+            "B10 recorder CPU",
+            lambda: bench_recorder_cpu(sizes.recorded_requests, sizes.recorded_rounds),
+        ),
     ]
     sections = [section(name, job) for key, name, job in jobs if key in wanted]
     return {"name": "asgi", "benchmarks": sections, "params": {"quick": quick}}

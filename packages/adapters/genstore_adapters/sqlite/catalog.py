@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,8 @@ from .schema import claim_unnamed_rows, ensure_schema
 __all__ = ["SQLiteCatalog", "open_sqlite"]
 
 T = TypeVar("T")
+
+_UPSERT_OPERATION = "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _us(value: datetime) -> int:
@@ -69,7 +71,27 @@ class SQLiteCatalog(Catalog):
         return retrying(lambda: fn(self._conn()), path=self.path, deadline=self.timeout)
 
     def upsert_operation(self, record: OperationRecord) -> None:
-        row = (
+        row = self._operation_row(record)
+        self._run(lambda c: c.execute(_UPSERT_OPERATION, row))
+
+    def upsert_operations(self, records: Sequence[OperationRecord]) -> None:
+        """All the rows in one transaction: one commit (one WAL sync point) for the batch."""
+        rows = [self._operation_row(record) for record in records]
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.executemany(_UPSERT_OPERATION, rows)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        if rows:
+            self._run(write)
+
+    def _operation_row(self, record: OperationRecord) -> tuple[Any, ...]:
+        return (
             self.store,
             record.operation_id,
             _us(record.created_at),
@@ -78,11 +100,6 @@ class SQLiteCatalog(Catalog):
             record.status.value,
             record.idempotency_key,
             record.model_dump_json(),
-        )
-        self._run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
-            )
         )
 
     def delete_operation(self, operation_id: str) -> None:
