@@ -122,10 +122,13 @@ class Saver:
         operation_id, id_time, existing = self._operation_id(request)
         if existing is not None:
             return SaveResult(operation_id=existing.operation_id, record=existing, created=False)
-        fields = self._checked_fields(request, operation_id, id_time)
-        fields["inputs"] = [self._store_input(src) for src in request.input_images]
-        fields.update(self._store_outputs(operation_id, request.outputs, request.result_note))
-        record = self._before_save(OperationRecord.model_validate(fields))
+        checked = self._checked_record(request, operation_id, id_time)
+        inputs = [self._store_input(src) for src in request.input_images]
+        stored = self._store_outputs(operation_id, request.outputs, request.result_note)
+        stored["inputs"] = inputs
+        # What is added is made here, of validated types (ArtifactRef lists, strings): the
+        # record needs no second validation.
+        record = self._before_save(checked.model_copy(update=stored))
         self._write_record(record)
         return SaveResult(operation_id=record.operation_id, record=record, created=True)
 
@@ -198,10 +201,11 @@ class Saver:
         return operation_id, _time_of(operation_id), existing
 
     @staticmethod
-    def _checked_fields(
+    def _checked_record(
         request: SaveRequest, operation_id: str, id_time: datetime
-    ) -> dict[str, Any]:
-        """The record's own fields, validated before any blob is written: bad JSON loses nothing."""
+    ) -> OperationRecord:
+        """The record without its artefacts, validated before any blob is written: bad JSON
+        loses nothing."""
         status = OperationStatus.FAILED if request.error else OperationStatus.SUCCEEDED
         fields: dict[str, Any] = {
             "operation_id": operation_id,
@@ -219,10 +223,9 @@ class Saver:
             "job_id": request.job_id,
         }
         try:
-            OperationRecord.model_validate(fields)
+            return OperationRecord.model_validate(fields)
         except ValidationError as exc:
             raise InvalidInput(_first_error(exc)) from exc
-        return fields
 
     def _store_outputs(
         self, operation_id: str, outputs: Sequence[ResultSource], note: str | None = None
@@ -274,13 +277,16 @@ class Saver:
 
     def _already_saved(self, operation_id: str) -> OperationRecord | None:
         """The record committed under ``operation_id`` (indexed now if it was not), or None."""
+        # The record JSON is the commit point: without it no attempt committed (and one
+        # existence check is all a first attempt costs).
+        if not self.blobs.exists(_keys.operation_record_key(operation_id)):
+            return None
         indexed = self.catalog.get_operation(operation_id)
         if indexed is not None:
             return indexed
         try:
             committed = read_record(self.blobs, operation_id)
-        except NotFound:
-            # No attempt reached its commit point: this one saves under the same id.
+        except NotFound:  # deleted in between
             return None
         # An attempt died between its commit point and the catalog: index it now.
         self._index(committed)
