@@ -172,7 +172,7 @@ def _has_a_type(fields: dict[str, Any]) -> bool:
     return bool(fields["operation_type"].strip())
 
 
-ids = st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True)
+ids = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,19}", fullmatch=True)  # as check_id allows
 call_kwargs: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {"operation_type": st.text(st.characters(min_codepoint=32), min_size=1, max_size=30)},
     optional={
