@@ -565,7 +565,9 @@ def test_close_drains_within_the_timeout_and_leaves_the_rest_spooled(
     assert later.counters.replayed == 31
     records = stored(store)
     # The hanging save finished and its spooled copy replayed: still one record each.
-    assert sorted(r.prompt or "" for r in records) == sorted([*(f"p{i}" for i in range(30)), "late"])
+    assert sorted(r.prompt or "" for r in records) == sorted(
+        [*(f"p{i}" for i in range(30)), "late"]
+    )
     assert recorder.counters.dropped == 0
 
 
