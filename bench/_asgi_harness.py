@@ -47,6 +47,7 @@ __all__ = [
     "client",
     "inprocess",
     "make_app",
+    "recorded_cpu",
     "server",
     "unmatched_cost",
     "upload_body",
@@ -96,7 +97,7 @@ class EnqueueStore:
 
 def make_app(mode: str, root: str | None = None) -> Any:
     """``bare``/``wrapped`` (enqueue recorder), ``slow-bare``/``slow-wrapped`` (200 ms saves),
-    ``upload-bare``/``upload-wrapped`` (real store)."""
+    ``upload-bare``/``upload-wrapped`` and ``store-wrapped`` (real store)."""
     from genstore_asgi import RecordingMiddleware
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -120,7 +121,9 @@ def make_app(mode: str, root: str | None = None) -> Any:
     async def cpu(request: Request) -> JSONResponse:
         if wrapped is not None:  # the last load's background work must not leak into the next
             await asyncio.to_thread(wrapped.flush, 600)
-        return JSONResponse({"thread_cpu": time.thread_time()})  # the event loop's thread
+        # The event loop's thread, and the whole process (the recorder's threads included, its
+        # queue flushed just above, so the background saves of the last load are counted).
+        return JSONResponse({"thread_cpu": time.thread_time(), "process_cpu": time.process_time()})
 
     async def rss(request: Request) -> JSONResponse:
         import psutil
@@ -139,10 +142,12 @@ def make_app(mode: str, root: str | None = None) -> Any:
         if store is None or isinstance(store, EnqueueStore):
             return JSONResponse({})
         records = await asyncio.to_thread(lambda: store.history(limit=1000).items)
+        total = await asyncio.to_thread(lambda: store.catalog.stats().operations)
         return JSONResponse(
             {
                 "inputs": [[ref.size for ref in record.inputs] for record in records],
                 "counters": asdict(store.recorder.counters),
+                "records": total,
             }
         )
 
@@ -369,20 +374,22 @@ def _post(port: int, path: str) -> bytes:
     ).encode() + _BODY
 
 
-async def _server_cpu(port: int) -> float:
+async def _server_cpu(port: int) -> tuple[float, float]:
+    """The server's event-loop thread CPU and process CPU seconds (after flushing its recorder)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = f"GET /_cpu HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     body = await _exchange(reader, writer, request)
     writer.close()
-    value: float = json.loads(body)["thread_cpu"]
-    return value
+    answer = json.loads(body)
+    return float(answer["thread_cpu"]), float(answer["process_cpu"])
 
 
 async def _rps_main(
     targets: Sequence[tuple[int, str]], count: int, connections: int, rounds: int
-) -> list[list[tuple[float, float]]]:
+) -> list[list[tuple[float, float, float]]]:
     """For each round and target (port, path), in turns: (requests/s over ``count`` requests on
-    ``connections`` keep-alive connections, the server's event-loop CPU µs per request)."""
+    ``connections`` keep-alive connections, the server's event-loop CPU µs per request, its
+    process CPU µs per request with the recorder's queue flushed)."""
 
     async def load(port: int, path: str, total: int) -> float:
         request = _post(port, path)
@@ -402,15 +409,16 @@ async def _rps_main(
 
     for port, path in targets:
         await load(port, path, 200)  # warm-up
-    results: list[list[tuple[float, float]]] = [[] for _ in targets]
+    results: list[list[tuple[float, float, float]]] = [[] for _ in targets]
     for r in range(rounds):
         indexes = list(range(len(targets)))
         for i in indexes if r % 2 == 0 else reversed(indexes):
             port, path = targets[i]
-            before = await _server_cpu(port)
+            loop_before, process_before = await _server_cpu(port)
             rps = await load(port, path, count)
-            cpu = (await _server_cpu(port) - before) / count * 1e6
-            results[i].append((rps, cpu))
+            loop_after, process_after = await _server_cpu(port)
+            loop_cpu = (loop_after - loop_before) / count * 1e6
+            results[i].append((rps, loop_cpu, (process_after - process_before) / count * 1e6))
     return results
 
 
@@ -479,8 +487,25 @@ def uvicorn_rps(count: int, rounds: int) -> dict[str, list[tuple[float, float]]]
         targets = ",".join(f"{url.rsplit(':', 1)[1]}{path}" for url, path in configs.values())
         answer = client("rps", targets, str(count), str(CONNECTIONS), str(rounds))
     return {
-        name: [(float(rps), float(cpu)) for rps, cpu in runs]
+        name: [(float(rps), float(cpu)) for rps, cpu, _ in runs]
         for name, runs in zip(configs, answer, strict=True)
+    }
+
+
+def recorded_cpu(root: Path, count: int, rounds: int) -> dict[str, Any]:
+    """B10: process CPU µs per request of the bare app and of the app recording into a real
+    store (event loop + background save), per round, and the recorder's counters at the end."""
+    import httpx
+
+    with server("bare") as bare, server("store-wrapped", root) as wrapped:
+        targets = f"{bare.rsplit(':', 1)[1]}{RECORDED},{wrapped.rsplit(':', 1)[1]}{RECORDED}"
+        answer = client("rps", targets, str(count), str(CONNECTIONS), str(rounds))
+        state = httpx.get(f"{wrapped}/_state", timeout=60).json()
+    return {
+        "bare": [float(process) for _, _, process in answer[0]],
+        "recording": [float(process) for _, _, process in answer[1]],
+        "counters": state["counters"],
+        "records": state["records"],
     }
 
 

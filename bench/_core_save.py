@@ -82,7 +82,7 @@ class _Floor:
         self.made: set[str] = set()
         self.written: set[int] = set()
 
-    def save(self, i: int, data: bytes, result: bytes) -> None:
+    def save(self, i: int, data: bytes, result: bytes, parameters: dict[str, Any]) -> None:
         ops = os.path.join(self.root, "operations", "day")
         in_dir = os.path.join(self.root, "inputs", f"{i % 256:02x}")
         for d in (ops, in_dir):
@@ -98,7 +98,7 @@ class _Floor:
             "operation_id": str(i),
             "operation_type": "image_edit_single",
             "prompt": "a cat in a hat",
-            "parameters": {**_PARAMS, "seed": i},
+            "parameters": parameters,
             "inputs": [f"{i}.png"],
             "result": f"{i}_out.png",
             "user_id": "user_1",
@@ -112,9 +112,15 @@ class _Floor:
 def _save_round(
     inputs: Sequence[bytes], result: bytes, fsync: bool, batch: int
 ) -> dict[str, tuple[float, float]]:
-    """One round in fresh folders: (wall s, CPU s) per side, sides interleaved batch by batch."""
+    """One round in fresh folders: (wall s, CPU s) per side, sides interleaved batch by batch.
+
+    Everything both sides write (inputs, result, parameters) is made before any clock starts,
+    and dirty pages are written back (``os.sync``) before each timed segment, so neither side
+    pays for the other's writeback or for making its arguments.
+    """
     import genstore
 
+    parameters = [{**_PARAMS, "seed": i} for i in range(len(inputs))]
     spent = {"genstore": [0.0, 0.0], "floor": [0.0, 0.0]}
     with fresh_dir("save") as root:
         floor = _Floor(root / "floor", fsync)
@@ -125,7 +131,7 @@ def _save_round(
                 store.save_complete_operation(
                     operation_type="image_edit_single",
                     prompt="a cat in a hat",
-                    parameters={**_PARAMS, "seed": i},
+                    parameters=parameters[i],
                     input_images=[inputs[i]],
                     result=result,
                     user_id="user_1",
@@ -133,11 +139,12 @@ def _save_round(
 
             sides: dict[str, Callable[[int], None]] = {
                 "genstore": ours,
-                "floor": lambda i: floor.save(i, inputs[i], result),
+                "floor": lambda i: floor.save(i, inputs[i], result, parameters[i]),
             }
             for n, first in enumerate(range(0, len(inputs), batch)):
                 # Alternate who goes first so neither side always follows the other's writes.
                 for side in ("genstore", "floor") if n % 2 == 0 else ("floor", "genstore"):
+                    os.sync()  # outside the clock: each segment starts with no dirty pages
                     wall, cpu = time.perf_counter(), time.process_time()
                     for i in range(first, min(len(inputs), first + batch)):
                         sides[side](i)
@@ -147,9 +154,18 @@ def _save_round(
 
 
 def _save_variant(
-    label: str, inputs: Sequence[bytes], result: bytes, fsync: bool, rounds: int, batch: int = 5
+    label: str,
+    inputs: Sequence[bytes],
+    result: bytes,
+    fsync: bool,
+    rounds: int,
+    goals: tuple[float, float | None] = (0.7, None),
+    batch: int = 5,
 ) -> list[dict[str, Any]]:
-    """Median ops/s (wall) and CPU ms/op of genstore and the floor over ``rounds`` rounds."""
+    """Median ops/s (wall) and CPU ms/op of genstore and the floor over ``rounds`` rounds.
+
+    ``goals``: the least ops/s ratio and the most CPU ratio (genstore / floor; None: no goal).
+    """
     n = len(inputs)
     walls: dict[str, list[float]] = {"genstore": [], "floor": []}
     cpus: dict[str, list[float]] = {"genstore": [], "floor": []}
@@ -163,6 +179,9 @@ def _save_variant(
     # median, so a round slowed by other load on the machine does not skew one side only.
     ratios = [g / f for g, f in zip(walls["genstore"], walls["floor"], strict=True)]
     ratio = statistics.median(ratios)
+    cpu_ratios = [g / f for g, f in zip(cpus["genstore"], cpus["floor"], strict=True)]
+    cpu_ratio = statistics.median(cpu_ratios)
+    least_ops, most_cpu = goals
     return [
         {
             "metric": f"save ops/s, {label}",
@@ -172,8 +191,8 @@ def _save_variant(
             "baseline_label": "raw floor ops/s",
             "ratio": round(ratio, 3),
             "ratio_label": "genstore / floor, median of rounds",
-            "goal": "ratio >= 0.7",
-            "ok": ratio >= 0.7,
+            "goal": f"ratio >= {least_ops}",
+            "ok": ratio >= least_ops,
             "round ratios": [round(r, 3) for r in ratios],
             "rounds ops/s": {k: [round(v, 1) for v in vs] for k, vs in walls.items()},
         },
@@ -183,8 +202,11 @@ def _save_variant(
             "unit": "ms/op",
             "baseline": round(floor_cpu, 2),
             "baseline_label": "raw floor CPU ms/op",
-            "ratio": round(floor_cpu / our_cpu, 3),
-            "ratio_label": "floor CPU / genstore CPU",
+            "ratio": round(cpu_ratio, 3),
+            "ratio_label": "genstore CPU / floor CPU, median of rounds",
+            "goal": None if most_cpu is None else f"ratio <= {most_cpu}",
+            "ok": None if most_cpu is None else cpu_ratio <= most_cpu,
+            "round ratios": [round(r, 3) for r in cpu_ratios],
         },
     ]
 
@@ -196,7 +218,9 @@ def bench_save(ops: int = 1000, fsync_ops: int = 300, rounds: int = 3) -> dict[s
     distinct = [_padded(in_base, 256 * KiB, i) for i in range(ops)]
     same = [distinct[0]] * ops
     rows = [
-        *_save_variant("distinct inputs, no fsync", distinct, result, False, rounds),
+        *_save_variant(
+            "distinct inputs, no fsync", distinct, result, False, rounds, goals=(0.9, 1.3)
+        ),
         *_save_variant("same input every op (stored once), no fsync", same, result, False, rounds),
         *_save_variant(
             "distinct inputs, fsync on both", distinct[:fsync_ops], result, True, rounds
@@ -219,10 +243,17 @@ def bench_save(ops: int = 1000, fsync_ops: int = 300, rounds: int = 3) -> dict[s
             "record; genstore also hashes, sniffs, validates and indexes the record in SQLite.",
             "Same-input variant: both sides write the repeated input once.",
             "Both sides run in the same round, interleaved 5 operations at a time (who goes "
-            "first alternates), each in a fresh folder on the same filesystem; folders are "
-            "removed and os.sync() called between rounds. ops/s are medians of the rounds; the "
-            "ratio is the median of the per-round ratios.",
+            "first alternates), each in a fresh folder on the same filesystem; os.sync() is "
+            "called before every timed segment of 5 (outside the clock), so neither side rides "
+            "on the other's writeback. Both get the same bytes and parameters, made before the "
+            "clock starts. ops/s are medians of the rounds; each ratio is the median of the "
+            "per-round ratios.",
             "CPU = user + system time of the process (time.process_time), less sensitive than "
             "wall time to other load on the machine.",
+            "Where genstore's extra CPU goes (perf over 800 saves on this VM, 2026-11-29): "
+            "SHA-256 of the 1.25 MiB (libcrypto) 0.84 ms per save, more kernel time than the "
+            "floor's 0.32 ms (the SQLite row's WAL writes, the input's existence check), "
+            "pydantic 0.09 ms. The hash alone is over half the floor's CPU when the floor "
+            "measures under 1.7 ms, so the 1.3x CPU goal cannot hold there.",
         ],
     }

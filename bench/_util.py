@@ -30,13 +30,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def fresh_dir(tag: str, *, sync: bool = True) -> Iterator[Path]:
-    """A new empty folder under ``$GENSTORE_BENCH_DIR`` (default: the temp folder), removed after.
+def fresh_dir(tag: str, *, sync: bool = True, base: str | None = None) -> Iterator[Path]:
+    """A new empty folder under ``base``, else ``$GENSTORE_BENCH_DIR`` (default: the temp
+    folder), removed after.
 
     With ``sync``, dirty pages are flushed after removal (``os.sync``, machine-wide) so the next
     timed write run starts from the same state.
     """
-    base = os.environ.get("GENSTORE_BENCH_DIR") or None
+    base = base or os.environ.get("GENSTORE_BENCH_DIR") or None
     path = Path(tempfile.mkdtemp(prefix=f"genstore-bench-{tag}-", dir=base))
     try:
         yield path

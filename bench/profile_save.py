@@ -103,7 +103,7 @@ def profile(ops: int = 300, rounds: int = 3) -> dict[str, dict[str, float]]:
                             )
                     for i in range(first, min(ops, first + 5)):
                         with floor_timers.timing("total"):
-                            floor.save(i, inputs[i], result)
+                            floor.save(i, inputs[i], result, {**_core_save._PARAMS, "seed": i})
             finally:
                 _core_save._atomic_write = atomic
         for side, timers in (("genstore", ours), ("floor", floor_timers)):

@@ -77,5 +77,5 @@ def test_b9_memory_runs_and_stores_every_upload(bench_asgi: ModuleType) -> None:
 @pytest.mark.slow
 def test_b10_first_event_runs(bench_asgi: ModuleType) -> None:
     section = bench_asgi.bench_first_event(streams=5)
-    rows = check(section, "B10 stream", {"p50 time to first event", "p90 time to first event"})
+    rows = check(section, "B12 stream", {"p50 time to first event", "p90 time to first event"})
     assert rows["p50 time to first event"]["baseline"] > 0

@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -112,3 +114,27 @@ def test_only_rewrites_its_own_block_and_keeps_the_others(tmp_path: Path) -> Non
     assert "### B\n" not in text
     assert text.count("| A | m |") == 1  # the glance table lists kept blocks too
     assert "d2" in text
+
+
+def test_save_benchmark_reports_both_goals_of_the_distinct_variant() -> None:
+    core_save = _load("_core_save")
+    section = core_save.bench_save(ops=10, fsync_ops=5, rounds=1)
+    rows = {row["metric"]: row for row in section["rows"]}
+    ops = rows["save ops/s, distinct inputs, no fsync"]
+    cpu = rows["CPU per save, distinct inputs, no fsync"]
+    assert ops["goal"] == "ratio >= 0.9" and isinstance(ops["ok"], bool)
+    assert cpu["goal"] == "ratio <= 1.3" and isinstance(cpu["ok"], bool)
+    # The CPU ratio is genstore's CPU over the floor's, as the goal reads.
+    assert cpu["ratio"] == pytest.approx(cpu["round ratios"][0])
+    assert cpu["value"] > 0 and cpu["baseline"] > 0
+
+
+def test_recorder_cpu_benchmark_counts_only_complete_runs() -> None:
+    bench_asgi = _load("bench_asgi")
+    section = bench_asgi.bench_recorder_cpu(requests=30, rounds=1)
+    first = section["rows"][0]
+    assert first["goal"] == "<= 500 µs" and isinstance(first["ok"], bool)
+    assert first["value"] > 0 and first["baseline"] > 0
+    # Every request of the run (the warm-up's too) was saved as a record, none spooled.
+    assert section["params"]["records_saved"] == 30 + 200
+    assert section["params"]["recorder_counters"]["spooled"] == 0

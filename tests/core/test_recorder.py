@@ -27,6 +27,7 @@ from typing import IO, Any
 import genstore
 import pytest
 from genstore import BackendUnavailable, OperationRecord, OperationStatus, RequestInfo
+from genstore._ids import new_operation_id
 from genstore._plugins import register_plugin, unregister_plugin
 from genstore._recording.recorder import Recorder, default_spool_dir
 from genstore._recording.spool import ClaimedRecord, Spool
@@ -183,6 +184,7 @@ call_kwargs: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
         "error": st.text(),
         "user_id": ids,
         "idempotency_key": st.text(min_size=1, max_size=40),
+        "operation_id": st.builds(lambda: new_operation_id()[1]),
         "duration_ms": st.floats(min_value=0, max_value=1e9),
         "created_at": st.datetimes(timezones=st.none() | st.just(UTC)),
         "request": st.builds(
@@ -413,9 +415,9 @@ def test_thousand_records_with_the_backend_down_for_the_middle_half(
         recorder.submit(operation_type="text_to_image", prompt=f"p{i}", input_images=[b"%d" % i])
     settle(recorder)
     records = stored(store)
-    assert len(records) == 1000
-    assert len({r.idempotency_key for r in records}) == 1000
+    assert len(records) == 1000  # one record per prompt: none duplicated by its replay
     assert {r.prompt for r in records} == {f"p{i}" for i in range(1000)}
+    assert all(r.idempotency_key is None for r in records)  # no markers: ids chosen up front
     counters = recorder.counters
     assert counters.dropped == 0 and counters.rejected == 0 and counters.pending == 0
     assert counters.spooled >= 500  # what the outage caught went through the spool...
@@ -431,11 +433,37 @@ def test_a_full_queue_spools_instead_of_losing(
     recorder = rec_make(queue_size=5)
     for i in range(50):
         recorder.submit(operation_type="t", prompt=f"p{i}")
-    assert recorder.counters.spooled >= 44  # 50 minus at most 5 queued and 1 being saved
+    # 50 minus at most 5 queued and a batch of at most 5 (the queue's size) being saved.
+    assert recorder.counters.spooled >= 40
     blobs.gate.set()
     settle(recorder)
     assert sorted(r.prompt or "" for r in stored(store)) == sorted(f"p{i}" for i in range(50))
     assert recorder.counters.dropped == 0
+
+
+def test_queued_records_are_saved_in_batches_of_one_catalog_call(
+    rec_store: tuple[Store, SwitchableBlobs],
+    rec_make: Callable[..., Recorder],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, blobs = rec_store
+    batches: list[int] = []
+    upsert = store.catalog.upsert_operations
+
+    def counted(records: Any) -> None:
+        batches.append(len(records))
+        upsert(records)
+
+    monkeypatch.setattr(store.catalog, "upsert_operations", counted)
+    blobs.gate.clear()  # the first save hangs while the others queue up behind it
+    recorder = rec_make(batch_size=8)
+    for i in range(20):
+        recorder.submit(operation_type="t", prompt=f"p{i}")
+    blobs.gate.set()
+    settle(recorder)
+    assert sorted(r.prompt or "" for r in stored(store)) == sorted(f"p{i}" for i in range(20))
+    assert batches and max(batches) <= 8 and sum(batches) >= 20 - 8  # singles go one by one
+    assert recorder.counters.recorded == 20
 
 
 def test_replay_is_idempotent(
@@ -525,8 +553,7 @@ def test_close_drains_within_the_timeout_and_leaves_the_rest_spooled(
     for i in range(30):
         recorder.submit(operation_type="t", prompt=f"p{i}", input_images=[b"in%d" % i])
     recorder.close(timeout=0.2)
-    counters = recorder.counters
-    assert counters.pending <= 1  # at most the hanging save; a copy of it is spooled
+    # Whatever is still being saved (the hanging batch) has a copy in the spool, like the rest.
     assert recorder.spool_status().count == 30
     recorder.close()  # idempotent
     recorder.submit(operation_type="t", prompt="late")  # after close: straight to the spool
@@ -537,7 +564,10 @@ def test_close_drains_within_the_timeout_and_leaves_the_rest_spooled(
     settle(later)
     assert later.counters.replayed == 31
     records = stored(store)
-    assert len(records) == 31 and len({r.idempotency_key for r in records}) == 31
+    # The hanging save finished and its spooled copy replayed: still one record each.
+    assert sorted(r.prompt or "" for r in records) == sorted(
+        [*(f"p{i}" for i in range(30)), "late"]
+    )
     assert recorder.counters.dropped == 0
 
 
@@ -638,7 +668,7 @@ import genstore
 from genstore import BackendUnavailable
 from genstore._recording.recorder import Recorder
 
-root, flag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root, flag, n, keyed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "keyed"
 opened = genstore.open_store(root)
 inner = opened.blobs
 
@@ -654,7 +684,8 @@ class Switch(type(inner)):
 store = genstore.Store(Switch(), opened.catalog, opened.options)
 recorder = Recorder(store, queue_size=16, base_backoff=0.01, max_backoff=0.05, poll_interval=0.05)
 for i in range(n):
-    recorder.submit(operation_type="t", prompt=f"p{i}", idempotency_key=f"k-{i}",
+    key = f"k-{i}" if keyed else None  # without: the recorder chooses the operation id
+    recorder.submit(operation_type="t", prompt=f"p{i}", idempotency_key=key,
                     input_images=[b"input %d" % i])
 recorder.flush(60)
 print(recorder.counters.spooled, flush=True)
@@ -662,12 +693,15 @@ time.sleep(600)
 """
 
 
-def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keyed", [True, False], ids=["caller keys", "ids chosen up front"])
+def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(
+    tmp_path: Path, keyed: bool
+) -> None:
     root, flag, n = tmp_path / "store", tmp_path / "backend-down", 200
     flag.touch()
     genstore.open_store(root).close()
     with subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(root), str(flag), str(n)],
+        [sys.executable, "-c", _CHILD, str(root), str(flag), str(n), "keyed" if keyed else "-"],
         stdout=subprocess.PIPE,
         text=True,
     ) as proc:
@@ -690,9 +724,11 @@ def test_a_killed_process_loses_and_duplicates_nothing_it_spooled(tmp_path: Path
                 # The sidecars are the truth: the child may have died between a sidecar and its index row.
                 records = stored(store, indexed=False)
                 assert len(records) == n
-                assert sorted(r.idempotency_key or "" for r in records) == sorted(
-                    f"k-{i}" for i in range(n)
-                )
+                assert sorted(r.prompt or "" for r in records) == sorted(f"p{i}" for i in range(n))
+                keys = sorted(r.idempotency_key or "" for r in records)
+                assert keys == (sorted(f"k-{i}" for i in range(n)) if keyed else [""] * n)
+                markers = list(store.blobs.list("idempotency/"))
+                assert len(markers) == (n if keyed else 0)  # markers only for caller keys
                 assert recorder.spool_status().count == 0
                 recorder.close()
         finally:

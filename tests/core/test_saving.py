@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import genstore
 import pytest
-from genstore import InvalidInput, NotFound, OperationStatus
+from genstore import BackendUnavailable, InvalidInput, NotFound, OperationRecord, OperationStatus
 from genstore._keys import operation_record_key
+from genstore._records import SaveResult
+from genstore._save_request import SaveRequest
 from helpers import FileServer, png_bytes
 
 
@@ -219,3 +222,114 @@ def test_a_version_1_record_on_disk_reads_and_reindexes(store: genstore.Store) -
     record = store.get_operation(saved.operation_id)
     assert record.schema_version == 2 and record.results == [ref]
     assert store.verify(grace=timedelta(0)).ok
+
+
+# -- an operation id chosen up front (the recorder's saves) and batches ------------------------
+
+
+def blob_keys(store: genstore.Store, prefix: str) -> list[str]:
+    return [info.key for info in store.blobs.list(prefix)]
+
+
+def test_a_request_saved_again_under_its_chosen_id_is_one_record(store: genstore.Store) -> None:
+    request = SaveRequest.build(operation_type="t", prompt="once", input_images=[b"in"])
+    later = request.for_later()
+    assert later.operation_id is not None and later.idempotency_key is None
+    first = store.save(later)
+    again = store.save(later)  # a replay of the same request
+    assert first.created and not again.created
+    assert first.operation_id == again.operation_id == later.operation_id
+    assert again.record == first.record
+    assert [r.operation_id for r in store.iter_operations()] == [later.operation_id]
+    assert blob_keys(store, "idempotency/") == []  # no marker was needed
+
+
+def test_a_replay_indexes_a_record_committed_before_a_crash(store: genstore.Store) -> None:
+    later = SaveRequest.build(operation_type="t", prompt="p").for_later()
+    first = store.save(later)
+    store.catalog.delete_operation(first.operation_id)  # died between the JSON and the row
+    again = store.save(later)
+    assert not again.created and again.record == first.record
+    assert store.catalog.get_operation(first.operation_id) == first.record
+
+
+def test_a_caller_key_keeps_its_marker_when_saved_for_later(store: genstore.Store) -> None:
+    later = SaveRequest.build(operation_type="t", idempotency_key="k-1").for_later()
+    first = store.save(later)
+    assert first.operation_id == later.operation_id
+    assert len(blob_keys(store, "idempotency/")) == 1
+    direct = store.save_complete_operation(operation_type="t", idempotency_key="k-1")
+    assert not direct.created and direct.operation_id == first.operation_id
+
+
+@pytest.mark.parametrize("bad", ["", "x", "20250101_short", "2025-01-01_" + "0" * 26, 7])
+def test_a_malformed_operation_id_is_invalid(bad: object) -> None:
+    with pytest.raises(InvalidInput, match="operation_id"):
+        SaveRequest.build(operation_type="t", operation_id=bad)  # type: ignore[arg-type]
+
+
+def test_a_batch_indexes_in_one_call_and_keeps_going_past_invalid_records(
+    store: genstore.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    upsert = store.catalog.upsert_operations
+
+    def counted(records: Sequence[OperationRecord]) -> None:
+        calls.append(len(records))
+        upsert(records)
+
+    monkeypatch.setattr(store.catalog, "upsert_operations", counted)
+    requests = [
+        SaveRequest.build(operation_type="t", prompt="a").for_later(),
+        SaveRequest.build(operation_type="t", parameters={"bad": float("nan")}).for_later(),
+        SaveRequest.build(operation_type="t", prompt="b").for_later(),
+    ]
+    outcomes = store.save_batch(requests)
+    assert isinstance(outcomes[1], InvalidInput)
+    saved = [o for o in outcomes if isinstance(o, SaveResult)]
+    assert [o.record.prompt for o in saved] == ["a", "b"] and all(o.created for o in saved)
+    assert calls == [2]
+    assert sorted(r.prompt or "" for r in store.iter_operations()) == ["a", "b"]
+    assert store.save_batch(requests[:1])[0] == SaveResult(
+        operation_id=saved[0].operation_id, record=saved[0].record, created=False
+    )
+
+
+def test_a_batch_stops_at_a_failing_store_and_leaves_the_rest_unattempted(
+    store: genstore.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = 0
+    write = store.blobs._write
+
+    def failing_second_record(key: str, *args: Any, **kwargs: Any) -> int:
+        nonlocal writes
+        if key.endswith(".json"):
+            writes += 1
+            if writes == 2:
+                raise BackendUnavailable("down")
+        return write(key, *args, **kwargs)
+
+    monkeypatch.setattr(store.blobs, "_write", failing_second_record)
+    requests = [SaveRequest.build(operation_type="t", prompt=f"p{i}") for i in range(3)]
+    outcomes = store.save_batch(requests)
+    assert isinstance(outcomes[0], SaveResult)
+    assert isinstance(outcomes[1], BackendUnavailable) and outcomes[2] is None
+    assert [r.prompt for r in store.iter_operations()] == ["p0"]
+
+
+def test_a_batch_whose_catalog_fails_keeps_its_committed_records(
+    store: genstore.Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(records: Sequence[OperationRecord]) -> None:
+        raise BackendUnavailable("catalog down")
+
+    monkeypatch.setattr(store.catalog, "upsert_operations", down)
+    requests = [SaveRequest.build(operation_type="t", prompt=f"p{i}").for_later() for i in (0, 1)]
+    outcomes = store.save_batch(requests)
+    assert all(isinstance(o, SaveResult) and o.created for o in outcomes)
+    assert "saved but not indexed" in caplog.text
+    assert list(store.iter_operations()) == []
+    monkeypatch.undo()
+    # The truth is there: a replay of either finds and indexes it.
+    assert not store.save(requests[0]).created
+    assert [r.prompt for r in store.iter_operations()] == ["p0"]

@@ -8,6 +8,7 @@ saver, so the save's arguments are named in one place and checked once.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any, TypeAlias, Union
 
 from pydantic import JsonValue, ValidationError
 
-from ._ids import check_id, new_ulid
+from ._ids import check_id, new_operation_id
 from ._records import RequestInfo
 from ._sources import Source
 from ._storable import storable_json, storable_text
@@ -36,6 +37,8 @@ __all__ = [
 MAX_TYPE_LENGTH = 128
 MAX_IDEMPOTENCY_KEY = 512
 MAX_JOB_ID = 512
+_OPERATION_ID = re.compile(r"[0-9]{8}_[0-9A-HJKMNP-TV-Z]{26}")
+"""``YYYYMMDD_`` + a ULID in Crockford base 32, as ``genstore._ids.new_operation_id`` makes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,9 @@ class SaveRequest:
     response); kept in the record's ``result_error``."""
     notes: tuple[str, ...] = ()
     """What was changed to make the record storable (``storable``); kept in ``record.notes``."""
+    operation_id: str | None = None
+    """The id to save under, chosen before the first attempt (``for_later``), so every retry
+    or replay of this request lands on one record; None: the saver makes a fresh one."""
 
     @property
     def result_urls(self) -> list[str]:
@@ -135,6 +141,7 @@ class SaveRequest:
         job_id: str | None = None,
         pending: bool = False,
         result_note: str | None = None,
+        operation_id: str | None = None,
     ) -> SaveRequest:
         """Check and normalise a save's arguments; ``InvalidInput`` names the first bad one.
 
@@ -154,6 +161,10 @@ class SaveRequest:
         _check_key(idempotency_key, "idempotency_key", MAX_IDEMPOTENCY_KEY)
         if created_at is not None and not isinstance(created_at, datetime):
             raise InvalidInput("created_at must be a datetime")
+        if operation_id is not None and not (
+            isinstance(operation_id, str) and _OPERATION_ID.fullmatch(operation_id)
+        ):
+            raise InvalidInput("operation_id must be YYYYMMDD_ followed by a ULID")
         return cls(
             operation_type=str(operation_type),
             prompt=prompt,
@@ -170,6 +181,7 @@ class SaveRequest:
             job_id=job_id,
             pending=bool(pending),
             result_note=None if result_note is None else str(result_note),
+            operation_id=operation_id,
         )
 
     def storable(self) -> SaveRequest:
@@ -189,12 +201,13 @@ class SaveRequest:
         )
 
     def for_later(self) -> SaveRequest:
-        """This request made safe to save later, or again: ``storable``, with an idempotency key
-        (so a replay lands on the same record) and a creation time (so a replay keeps it)."""
+        """This request made safe to save later, or again: ``storable``, with its operation id
+        chosen now (so a retry or replay lands on the same record, which the saver finds by that
+        id: no idempotency marker needed) and a creation time (so a replay keeps it)."""
         self = self.storable()
         changes: dict[str, Any] = {}
-        if self.idempotency_key is None:
-            changes["idempotency_key"] = f"auto-{new_ulid()[1]}"
+        if self.operation_id is None:
+            changes["operation_id"] = new_operation_id()[1]
         if self.created_at is None:
             changes["created_at"] = datetime.now(UTC)
         return dataclasses.replace(self, **changes) if changes else self

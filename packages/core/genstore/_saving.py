@@ -96,16 +96,55 @@ class Saver:
     def save(self, request: SaveRequest) -> SaveResult:
         """Write the inputs and outputs, commit the record, index it, run the hooks.
 
-        With an idempotency key (or a started job's id) already used, the first record is
-        returned (``created=False``).
+        With an idempotency key (or a started job's id, or a chosen ``operation_id``) already
+        saved, the first record is returned (``created=False``).
         """
+        result = self._write_request(request)
+        if result.created:
+            self._index(result.record)
+            self._after_save(result.record)
+        return result
+
+    def save_batch(self, requests: Sequence[SaveRequest]) -> list[SaveResult | Exception | None]:
+        """Save several requests, indexing those committed in one catalog transaction.
+
+        Each request is written as ``save`` writes it, up to its commit point (its record JSON);
+        then the catalog rows of all of them go in one ``upsert_operations``, then the after-save
+        hooks run. One entry per request: its result; the ``Exception`` it raised; or None when
+        it was not attempted, because an earlier one failed with something other than
+        ``InvalidInput`` (the store is failing: the caller keeps those for later).
+        """
+        outcomes: list[SaveResult | Exception | None] = [None] * len(requests)
+        for index, request in enumerate(requests):
+            try:
+                outcomes[index] = self._write_request(request)
+            except InvalidInput as exc:  # this request's own fault: the others may go on
+                outcomes[index] = exc
+            except Exception as exc:
+                outcomes[index] = exc
+                break
+        created = [o.record for o in outcomes if isinstance(o, SaveResult) and o.created]
+        if created:
+            self._index_all(created)
+        for record in created:
+            self._after_save(record)
+        return outcomes
+
+    def _write_request(self, request: SaveRequest) -> SaveResult:
+        """Everything of ``save`` up to its commit point (the record JSON), not the catalog row
+        nor the after-save hooks; an earlier save's record with ``created=False``."""
         operation_id, id_time, existing = self._operation_id(request)
         if existing is not None:
             return SaveResult(operation_id=existing.operation_id, record=existing, created=False)
-        fields = self._checked_fields(request, operation_id, id_time)
-        fields["inputs"] = [self._store_input(src) for src in request.input_images]
-        fields.update(self._store_outputs(operation_id, request.outputs, request.result_note))
-        return self._finish(OperationRecord.model_validate(fields), created=True)
+        checked = self._checked_record(request, operation_id, id_time)
+        inputs = [self._store_input(src) for src in request.input_images]
+        stored = self._store_outputs(operation_id, request.outputs, request.result_note)
+        stored["inputs"] = inputs
+        # What is added is made here, of validated types (ArtifactRef lists, strings): the
+        # record needs no second validation.
+        record = self._before_save(checked.model_copy(update=stored))
+        self._write_record(record)
+        return SaveResult(operation_id=record.operation_id, record=record, created=True)
 
     def complete_job(self, job: JobCompletion) -> SaveResult:
         """Complete the operation started for ``job.job_id``; save the fallback if none was."""
@@ -159,23 +198,28 @@ class Saver:
         return SaveResult(operation_id=record.operation_id, record=record, created=created)
 
     def _operation_id(self, request: SaveRequest) -> tuple[str, datetime, OperationRecord | None]:
-        """A fresh id, or the one an idempotency key (or a started job) reserved, with its record
-        if that one was committed."""
+        """A fresh id, or the one chosen up front, or the one an idempotency key (or a started
+        job) reserved; with its record if that one was committed."""
         key = request.idempotency_key
         job_key = _job_key(request.job_id) if request.pending and request.job_id else None
+        chosen = request.operation_id
         if key is None and job_key is None:
-            id_time, operation_id = new_operation_id()
-            return operation_id, id_time, None
-        existing, operation_id = self._claim_idempotency(key or job_key or "")
+            if chosen is None:
+                id_time, operation_id = new_operation_id()
+                return operation_id, id_time, None
+            # The id was chosen before the first attempt: a record under it is that attempt's.
+            return chosen, _time_of(chosen), self._already_saved(chosen)
+        existing, operation_id = self._claim_idempotency(key or job_key or "", chosen)
         if key is not None and job_key is not None and existing is None:
             self._write_marker(marker_key(job_key), operation_id, exclusive=False)
         return operation_id, _time_of(operation_id), existing
 
     @staticmethod
-    def _checked_fields(
+    def _checked_record(
         request: SaveRequest, operation_id: str, id_time: datetime
-    ) -> dict[str, Any]:
-        """The record's own fields, validated before any blob is written: bad JSON loses nothing."""
+    ) -> OperationRecord:
+        """The record without its artefacts, validated before any blob is written: bad JSON
+        loses nothing."""
         status = OperationStatus.FAILED if request.error else OperationStatus.SUCCEEDED
         fields: dict[str, Any] = {
             "operation_id": operation_id,
@@ -194,10 +238,9 @@ class Saver:
             "notes": list(request.notes),
         }
         try:
-            OperationRecord.model_validate(fields)
+            return OperationRecord.model_validate(fields)
         except ValidationError as exc:
             raise InvalidInput(_first_error(exc)) from exc
-        return fields
 
     def _store_outputs(
         self, operation_id: str, outputs: Sequence[ResultSource], note: str | None = None
@@ -238,25 +281,34 @@ class Saver:
             return self._download_result(operation_id, index, output.url)
         return self._store_result(operation_id, index, output)
 
-    def _claim_idempotency(self, key: str) -> tuple[OperationRecord | None, str]:
-        """Reserve an operation id for ``key`` across processes: an exclusive marker blob, won
-        through the catalog's unique constraint where the blob store's exclusive write is not
-        atomic (``genstore._claims``)."""
-        _, operation_id = new_operation_id()
+    def _claim_idempotency(
+        self, key: str, chosen: str | None = None
+    ) -> tuple[OperationRecord | None, str]:
+        """Reserve an operation id (``chosen``, else a fresh one) for ``key`` across processes:
+        an exclusive marker blob, won through the catalog's unique constraint where the blob
+        store's exclusive write is not atomic (``genstore._claims``)."""
+        operation_id = chosen or new_operation_id()[1]
         claimed = claim_marker(self.blobs, self.catalog, marker_key(key), operation_id)
         if claimed is None:
             return None, operation_id
-        indexed = self.catalog.get_operation(claimed)
+        return self._already_saved(claimed), claimed
+
+    def _already_saved(self, operation_id: str) -> OperationRecord | None:
+        """The record committed under ``operation_id`` (indexed now if it was not), or None."""
+        # The record JSON is the commit point: without it no attempt committed (and one
+        # existence check is all a first attempt costs).
+        if not self.blobs.exists(_keys.operation_record_key(operation_id)):
+            return None
+        indexed = self.catalog.get_operation(operation_id)
         if indexed is not None:
-            return indexed, claimed
+            return indexed
         try:
-            committed = read_record(self.blobs, claimed)
-        except NotFound:
-            # The first attempt died before its commit point: finish it under the same id.
-            return None, claimed
-        # The first attempt died between its commit point and the catalog: index it now.
+            committed = read_record(self.blobs, operation_id)
+        except NotFound:  # deleted in between
+            return None
+        # An attempt died between its commit point and the catalog: index it now.
         self._index(committed)
-        return committed, claimed
+        return committed
 
     def _write_marker(self, marker: str, operation_id: str, *, exclusive: bool) -> None:
         document = json.dumps({"operation_id": operation_id}).encode()
@@ -361,9 +413,12 @@ class Saver:
 
     def _commit(self, record: OperationRecord) -> None:
         """Write the record JSON (the commit point), then index it."""
+        self._write_record(record)
+        self._index(record)
+
+    def _write_record(self, record: OperationRecord) -> None:
         key = _keys.operation_record_key(record.operation_id)
         self.blobs.write(key, [record.model_dump_json().encode()], content_type="application/json")
-        self._index(record)
 
     def _index(self, record: OperationRecord) -> None:
         try:
@@ -371,6 +426,14 @@ class Saver:
         except GenstoreError:
             # The record is committed; `verify --fix` or `reindex` will index it.
             logger.exception("operation %s saved but not indexed", record.operation_id)
+
+    def _index_all(self, records: Sequence[OperationRecord]) -> None:
+        try:
+            self.catalog.upsert_operations(records)
+        except GenstoreError:
+            # The records are committed; `verify --fix` or `reindex` will index them.
+            ids = ", ".join(r.operation_id for r in records)
+            logger.exception("operations saved but not indexed: %s", ids)
 
 
 def marker_key(idempotency_key: str) -> str:

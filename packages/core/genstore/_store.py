@@ -255,6 +255,12 @@ class Store:
         recorder does with result URLs when the store is down); the error, or None."""
         return self._saver.fetch(url, path)
 
+    def save_batch(self, requests: Sequence[SaveRequest]) -> list[SaveResult | Exception | None]:
+        """Save several checked requests, their catalog rows in one transaction (the recorder's
+        batches). Per request: its result, the exception it raised, or None if not attempted
+        after a failure of the store."""
+        return self._saver.save_batch(requests)
+
     def complete_job(self, job: JobCompletion) -> SaveResult:
         """Complete the operation started for ``job.job_id`` (as ``complete_operation``), or save
         ``job.fallback`` when no operation was started for it (what the recorder does with a

@@ -13,7 +13,7 @@ errors (OSError, botocore, httpx, psycopg, sqlite3) at their boundary.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -259,6 +259,16 @@ class Catalog(ABC):
     @abstractmethod
     def upsert_operation(self, record: OperationRecord) -> None:
         """Insert or replace the row of ``record.operation_id``."""
+
+    def upsert_operations(self, records: Sequence[OperationRecord]) -> None:
+        """Insert or replace the rows of several records (the recorder's batches).
+
+        Default: ``upsert_operation`` for each, in order. A catalog with transactions overrides
+        it to write them all in one (one commit instead of one per record); if it fails, some or
+        none of the rows may be written, never a partial row.
+        """
+        for record in records:
+            self.upsert_operation(record)
 
     @abstractmethod
     def delete_operation(self, operation_id: str) -> None:

@@ -196,7 +196,39 @@ class PostgresCatalog(Catalog):
     # -- operations -----------------------------------------------------------------------------
 
     def upsert_operation(self, record: OperationRecord) -> None:
-        query = sql.SQL(
+        params = self._operation_row(record)
+
+        def work(conn: _Connection) -> None:
+            try:
+                conn.execute(self._upsert_operation, params)
+            except psycopg.errors.UniqueViolation as exc:
+                # The only unique constraint ON CONFLICT leaves to fire is the idempotency key.
+                raise AlreadyExists(
+                    f"another operation already has idempotency key {record.idempotency_key!r}"
+                ) from exc
+
+        self._call(f"upsert operation {record.operation_id}", work)
+
+    def upsert_operations(self, records: Sequence[OperationRecord]) -> None:
+        """All the rows in one transaction (one round trip per row, one commit)."""
+        rows = [self._operation_row(record) for record in records]
+
+        def work(conn: _Connection) -> None:
+            try:
+                with conn.transaction(), conn.cursor() as cursor:
+                    cursor.executemany(self._upsert_operation, rows)
+            except psycopg.errors.UniqueViolation as exc:
+                raise AlreadyExists(
+                    "another operation already has the idempotency key of one of "
+                    f"{len(rows)} records"
+                ) from exc
+
+        if rows:
+            self._call(f"upsert {len(rows)} operations", work)
+
+    @property
+    def _upsert_operation(self) -> sql.Composed:
+        return sql.SQL(
             "INSERT INTO {} (store, operation_id, created_at, user_id, operation_type, status,"
             " idempotency_key, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (store, operation_id) DO UPDATE SET created_at = excluded.created_at,"
@@ -204,7 +236,9 @@ class PostgresCatalog(Catalog):
             " status = excluded.status, idempotency_key = excluded.idempotency_key,"
             " record = excluded.record"
         ).format(self._operations)
-        params = (
+
+    def _operation_row(self, record: OperationRecord) -> tuple[Any, ...]:
+        return (
             self.store,
             record.operation_id,
             record.created_at,
@@ -214,17 +248,6 @@ class PostgresCatalog(Catalog):
             record.idempotency_key,
             record.model_dump_json(),
         )
-
-        def work(conn: _Connection) -> None:
-            try:
-                conn.execute(query, params)
-            except psycopg.errors.UniqueViolation as exc:
-                # The only unique constraint ON CONFLICT leaves to fire is the idempotency key.
-                raise AlreadyExists(
-                    f"another operation already has idempotency key {record.idempotency_key!r}"
-                ) from exc
-
-        self._call(f"upsert operation {record.operation_id}", work)
 
     def delete_operation(self, operation_id: str) -> None:
         query = sql.SQL("DELETE FROM {} WHERE store = %s AND operation_id = %s").format(

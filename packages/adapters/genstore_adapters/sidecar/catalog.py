@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from genstore import ImageRecord, ImageStatus, OperationRecord, _keys
 from genstore.exceptions import CorruptRecord, NotFound
@@ -46,6 +46,11 @@ class SidecarCatalog(Catalog):
     def upsert_operation(self, record: OperationRecord) -> None:
         with self._lock:
             self._ops[_keys.operation_record_key(record.operation_id)] = record
+
+    def upsert_operations(self, records: Sequence[OperationRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._ops[_keys.operation_record_key(record.operation_id)] = record
 
     def delete_operation(self, operation_id: str) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SCAN_BATCH = 1000
+_UPSERT_OPERATION = "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _us(value: datetime) -> int:
@@ -114,7 +115,27 @@ class SQLiteCatalog(Catalog):
         return retrying(lambda: fn(self._conn()), path=self.path, deadline=self.timeout)
 
     def upsert_operation(self, record: OperationRecord) -> None:
-        row = (
+        row = self._operation_row(record)
+        self._run(lambda c: c.execute(_UPSERT_OPERATION, row))
+
+    def upsert_operations(self, records: Sequence[OperationRecord]) -> None:
+        """All the rows in one transaction: one commit (one WAL sync point) for the batch."""
+        rows = [self._operation_row(record) for record in records]
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.executemany(_UPSERT_OPERATION, rows)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        if rows:
+            self._run(write)
+
+    def _operation_row(self, record: OperationRecord) -> tuple[Any, ...]:
+        return (
             self.store,
             record.operation_id,
             _us(record.created_at),
@@ -123,11 +144,6 @@ class SQLiteCatalog(Catalog):
             record.status.value,
             record.idempotency_key,
             record.model_dump_json(),
-        )
-        self._run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
-            )
         )
 
     def delete_operation(self, operation_id: str) -> None:

@@ -28,20 +28,21 @@ class Item:
 
     @classmethod
     def of(cls, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]]) -> Item:
-        """``request`` with an idempotency key and a creation time, so replays stay one record."""
+        """``request`` with its operation id and creation time chosen, so replays stay one record."""
         return cls(request.for_later(), tuple(os.fspath(p) for p in owned_paths))
 
     @property
     def key(self) -> str:
-        """The idempotency key, for log lines."""
+        """The idempotency key or operation id, for log lines."""
         return key_of(self.request)
 
 
 def key_of(request: Recordable) -> str:
-    """A request's idempotency key (a job completion's fallback's), for log lines."""
+    """A request's idempotency key, else its operation id (a job completion's fallback's), for
+    log lines."""
     if isinstance(request, JobCompletion):
-        return str(request.fallback.idempotency_key)
-    return str(request.idempotency_key)
+        request = request.fallback
+    return str(request.idempotency_key or request.operation_id)
 
 
 def unlink_all(paths: Sequence[str]) -> None:

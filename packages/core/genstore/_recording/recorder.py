@@ -1,15 +1,18 @@
 """The background writer behind the middleware and ``@genstore.record``: no delay, no loss.
 
 ``Recorder.submit`` hands a record (a ``SaveRequest``) to a daemon worker through a bounded queue
-and returns at once. The worker saves it with ``store.save``. When the queue is full, the store fails
+and returns at once. The worker saves it with ``store.save`` (or, when several are queued, up to
+``batch_size`` with ``store.save_batch``: their catalog rows in one transaction). When the queue is full, the store fails
 (anything but ``InvalidInput``), or shutdown's drain time is over, the record goes to a durable
 local spool (``genstore._spool``) and is replayed with exponential backoff once the store answers
-again, under the same idempotency key, so a replay never duplicates a record. Records spooled by an
+again, under the operation id chosen when it was submitted (``SaveRequest.for_later``), so a
+replay finds the record if an earlier attempt saved it and never duplicates it. Records spooled by an
 earlier process are replayed on start. ``store.close()``, ``close()`` and interpreter exit drain
 the queue within a timeout and leave the rest spooled.
 
-What can still be lost: records in the in-memory queue when the process is killed (SIGKILL, power
-loss); the queue is normally empty within milliseconds. Everything spooled survives.
+What can still be lost: records in the in-memory queue or the batch being saved when the process
+is killed (SIGKILL, power loss); both are normally empty within milliseconds. Everything spooled
+survives.
 
 The worker loop, replay and backoff live in ``worker``; a queued record in ``items``; the
 interpreter-exit and fork hooks in ``hooks``.
@@ -104,7 +107,8 @@ class Recorder(RecorderWorker):
     ``base_backoff``/``max_backoff`` bound the retry delays (seconds, with jitter);
     ``poll_interval`` is how often the spool is rescanned for records other processes left;
     ``fsync=False`` trades power-loss durability of the spool for speed (a killed process still
-    loses nothing spooled).
+    loses nothing spooled). ``batch_size`` bounds how many queued records one save takes (at most
+    ``queue_size``).
     """
 
     def __init__(
@@ -118,11 +122,15 @@ class Recorder(RecorderWorker):
         max_backoff: float = 60.0,
         poll_interval: float = 5.0,
         fsync: bool = True,
+        batch_size: int = 64,
     ) -> None:
         self._target = store
         path = Path(spool_dir) if spool_dir is not None else default_spool_dir(store.blobs)
         self._spool = Spool(path, fsync=fsync)
         self._queue_size = queue_size
+        # A batch is taken out of the queue: capped at its size, at most twice the queue's
+        # worth of records is in memory, as the queue alone was before batches.
+        self._batch_size = max(1, min(batch_size, queue_size))
         self.drain_timeout = drain_timeout
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
@@ -191,9 +199,9 @@ class Recorder(RecorderWorker):
 
         Sources may be bytes or file paths (or file objects and PIL images, read later: do not
         change them after submitting). ``owned_paths`` are files handed over with the record (e.g.
-        spooled request bodies): the recorder moves or deletes them when done. Without an
-        ``idempotency_key`` one is assigned, so replays never duplicate; ``created_at`` defaults
-        to now, so a replayed record keeps its time. When the queue is full (the store is slower
+        spooled request bodies): the recorder moves or deletes them when done. Its operation id
+        is chosen now, so replays never duplicate (a caller's ``idempotency_key`` is kept too);
+        ``created_at`` defaults to now, so a replayed record keeps its time. When the queue is full (the store is slower
         than the traffic), the record is spooled in the calling thread: a local disk write
         instead of a lost record.
         """

@@ -85,6 +85,7 @@ def encode_request(
         "job_id": request.job_id,
         "pending": request.pending,
         "result_note": request.result_note,
+        "operation_id": request.operation_id,
     }
     doc = {"format": SPOOL_FORMAT, "fields": fields, "files": files, "outputs": outputs}
     if job_id is not None:

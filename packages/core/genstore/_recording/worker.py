@@ -1,8 +1,9 @@
 """The recorder's background side: the worker loop, spooling, replay and backoff scheduling.
 
 ``Recorder`` (``genstore._recording.recorder``) inherits this and adds the caller's side. One worker thread
-saves queued records; what cannot be saved now goes to the spool and is replayed, oldest first,
-once the store answers again. After a failure the store counts as down for an exponentially
+saves queued records, several at a time when several are queued (their catalog rows in one
+transaction); what cannot be saved now goes to the spool and is replayed, oldest first, once the
+store answers again. After a failure the store counts as down for an exponentially
 growing, jittered delay; a spooled record that keeps failing gets its own delay, so it does not
 hold up the others.
 """
@@ -16,6 +17,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -46,6 +48,10 @@ class SaveTarget(Protocol):
         """Download ``url`` into the new file ``path``; the error, or None."""
         ...
 
+    def save_batch(self, requests: Sequence[SaveRequest]) -> list[SaveResult | Exception | None]:
+        """Save several; per request its result, its exception, or None if not attempted."""
+        ...
+
 
 def apply(target: SaveTarget, request: Recordable) -> SaveResult:
     """Save ``request`` into ``target``, whichever kind it is."""
@@ -60,6 +66,7 @@ class RecorderWorker:
     _target: SaveTarget
     _spool: Spool
     _queue_size: int
+    _batch_size: int
     _base_backoff: float
     _max_backoff: float
     _poll_interval: float
@@ -76,7 +83,7 @@ class RecorderWorker:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._deadline: float | None = None
-        self._inflight: Item | None = None
+        self._inflight: list[Item] = []
         self._failures = 0
         self._retry_at = 0.0
         self._waiting: deque[str] = deque()
@@ -94,7 +101,7 @@ class RecorderWorker:
                 item = None
             try:
                 if item is not None:
-                    self._process(item)
+                    self._process(self._with_queued(item))
                 self._replay_due()
             except Exception:  # the worker must survive anything; the record is accounted for
                 logger.exception("genstore: recorder worker error")
@@ -110,29 +117,65 @@ class RecorderWorker:
                 return max(0.0, self._waiting_due - now)
         return max(0.0, min(self._poll_interval, self._next_scan - now))
 
-    def _process(self, item: Item) -> None:
+    def _with_queued(self, first: Item) -> list[Item]:
+        """``first`` and what else is queued right now, up to the batch size."""
+        items = [first]
+        while len(items) < self._batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:  # None only wakes the worker up, which it is
+                items.append(item)
+        return items
+
+    def _process(self, items: list[Item]) -> None:
         with self._lock:
-            self._inflight = item
+            self._inflight = items
         try:
-            now = time.monotonic()
-            if now < self._retry_at or (self._deadline is not None and now >= self._deadline):
-                self._to_spool(item)  # the store is known down, or drain time is over
-            else:
-                self._save(item)
+            self._save(items)
         finally:
             with self._lock:
-                self._inflight = None
-            self._release_pending()
+                self._inflight = []
+            self._release_pending(len(items))
 
-    def _save(self, item: Item) -> None:
-        try:
-            apply(self._target, item.request)
-        except InvalidInput as exc:
-            logger.warning("genstore: record rejected by the store (%s): %s", item.key, exc)
+    def _store_down(self) -> bool:
+        """The store is known down, or drain time is over: records go to the spool."""
+        now = time.monotonic()
+        return now < self._retry_at or (self._deadline is not None and now >= self._deadline)
+
+    def _save(self, items: list[Item]) -> None:
+        batch = [item for item in items if isinstance(item.request, SaveRequest)]
+        if len(batch) > 1 and not self._store_down():
+            # One catalog transaction for them all, instead of one commit per record.
+            requests = [item.request for item in batch if isinstance(item.request, SaveRequest)]
+            try:
+                outcomes = self._target.save_batch(requests)
+            except Exception as exc:  # the batch call itself failed: every item goes on later
+                outcomes = [exc] + [None] * (len(batch) - 1)
+            for item, result in zip(batch, outcomes, strict=True):
+                self._settle(item, result)
+            items = [item for item in items if not isinstance(item.request, SaveRequest)]
+        for item in items:
+            if self._store_down():
+                self._to_spool(item)
+                continue
+            try:
+                outcome: SaveResult | Exception = apply(self._target, item.request)
+            except Exception as exc:
+                outcome = exc
+            self._settle(item, outcome)
+
+    def _settle(self, item: Item, outcome: SaveResult | Exception | None) -> None:
+        """Count and finish an item by the outcome of its save (None: not attempted)."""
+        if isinstance(outcome, InvalidInput):
+            logger.warning("genstore: record rejected by the store (%s): %s", item.key, outcome)
             self._count("rejected")
             self._finish(item)
-        except Exception as exc:
-            self._note_failure(exc)
+        elif isinstance(outcome, Exception):
+            self._note_failure(outcome)
+            self._to_spool(item)
+        elif outcome is None:
             self._to_spool(item)
         else:
             self._count("recorded")
@@ -179,21 +222,21 @@ class RecorderWorker:
                 break
             if item is not None:
                 self._to_spool(item)
-                self._release_pending()
+                self._release_pending(1)
         with self._lock:
-            item = self._inflight
-            if item is None or item.done or item.spooled:
-                return
-            item.spooled = True
-        try:
-            ulid = self._spool.write(item.request, owned=())
-        except Exception:
-            logger.exception("genstore: could not spool the record being saved at close")
-        else:
-            self._count("spooled")
-            logger.info("genstore: spooled record %s while its save still runs", ulid)
-        finally:
-            item.copied.set()
+            hanging = [item for item in self._inflight if not (item.done or item.spooled)]
+            for item in hanging:
+                item.spooled = True
+        for item in hanging:
+            try:
+                ulid = self._spool.write(item.request, owned=())
+            except Exception:
+                logger.exception("genstore: could not spool the record being saved at close")
+            else:
+                self._count("spooled")
+                logger.info("genstore: spooled record %s while its save still runs", ulid)
+            finally:
+                item.copied.set()
 
     def _replay_due(self) -> None:
         now = time.monotonic()
@@ -296,9 +339,9 @@ class RecorderWorker:
         with self._lock:
             self._counts[name] += 1
 
-    def _release_pending(self) -> None:
+    def _release_pending(self, count: int) -> None:
         with self._lock:
-            self._pending -= 1
+            self._pending -= count
             if self._pending <= 0:
                 self._idle.notify_all()
 

@@ -88,6 +88,24 @@ class CatalogContract(StoreFixtures):
         assert catalog.query_operations(HistoryQuery()) == [changed]
         assert catalog.get_operation(operation(T0).operation_id) is None
 
+    def test_upsert_operations_writes_a_batch_as_single_upserts_would(
+        self, store: Store, catalog: Catalog
+    ) -> None:
+        older = operation(T0 - timedelta(hours=1), user="u2")
+        self.commit(store, older)
+        batch = [operation(T0 + timedelta(minutes=n), failed=n == 1) for n in range(3)]
+        replaced = older.model_copy(update={"prompt": "replaced in the batch"})
+        for record in [*batch, replaced]:  # the truth first, as the saver commits
+            key = _keys.operation_record_key(record.operation_id)
+            store.blobs.write(key, [record.model_dump_json().encode()])
+        catalog.upsert_operations([*batch, replaced])
+        catalog.upsert_operations([])  # an empty batch changes nothing
+        expected = sorted([*batch, replaced], key=lambda r: r.created_at, reverse=True)
+        assert catalog.query_operations(HistoryQuery()) == expected
+        assert catalog.get_operation(older.operation_id) == replaced
+        assert sorted(catalog.operation_ids()) == sorted(r.operation_id for r in expected)
+        assert catalog.stats().by_status == {"succeeded": 3, "failed": 1}
+
     def test_query_is_newest_first_with_ties_by_id(self, store: Store, catalog: Catalog) -> None:
         tied = [operation(T0) for _ in range(3)]
         records = [operation(T0 - timedelta(hours=1)), *tied, operation(T0 + timedelta(hours=1))]
