@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import genstore
 import httpx
 import pytest
-from genstore import BackendUnavailable
-from genstore.plugin import BlobInfo, BlobStore
 from genstore_asgi import RecordingMiddleware
 from helpers import FileServer, png_bytes
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from switchable import SwitchableBlobs
 
 from .support import multipart
 
@@ -48,43 +46,6 @@ SIGNED_PARAMS = ["X-Amz-Signature", "X-Amz-Credential", "token", "sig", "se", "s
 
 def marker(kind: str, name: str) -> str:
     return f"PLANTED{kind}{''.join(c for c in name if c.isalnum())}X9"
-
-
-class Switch(BlobStore):
-    """The store's real blobs, refusing everything while ``down``."""
-
-    def __init__(self, inner: BlobStore) -> None:
-        self.inner, self.url, self.down = inner, inner.url, False
-        self.default_catalog = inner.default_catalog
-
-    def _check(self) -> None:
-        if self.down:
-            raise BackendUnavailable("switched off")
-
-    def _write(
-        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
-    ) -> int:
-        self._check()
-        return self.inner.write(key, chunks, content_type=content_type, exclusive=exclusive)
-
-    def _open(self, key: str) -> IO[bytes]:
-        self._check()
-        return self.inner.open(key)
-
-    def _exists(self, key: str) -> bool:
-        self._check()
-        return self.inner.exists(key)
-
-    def _delete(self, key: str) -> None:
-        self._check()
-        self.inner.delete(key)
-
-    def _list(self, prefix: str) -> Iterator[BlobInfo]:
-        self._check()
-        return self.inner.list(prefix)
-
-    def local_root(self) -> Path | None:
-        return self.inner.local_root()
 
 
 def planted_app(file_server: FileServer, planted: list[str]) -> Starlette:
@@ -186,14 +147,15 @@ def test_no_planted_secret_reaches_the_disk(
     tmp_path: Path, file_server: FileServer, store_down: bool
 ) -> None:
     opened = genstore.open_store(tmp_path / "store")
-    blobs = Switch(opened.blobs)
+    blobs = SwitchableBlobs(opened.blobs)
     store = genstore.Store(blobs, opened.catalog, opened.options)
     spool = tmp_path / "spool"
     store._recorder = genstore.Recorder(store, spool_dir=spool, base_backoff=0.01, fsync=False)
     planted: list[str] = []
     app = RecordingMiddleware(planted_app(file_server, planted), store=store, routes=ROUTES)
     calls = requests(planted)
-    blobs.down = store_down
+    if store_down:
+        blobs.down.set()
     try:
         send(app, calls)
         decorated(store, planted)
@@ -202,7 +164,7 @@ def test_no_planted_secret_reaches_the_disk(
             assert store.recorder.counters.spooled >= len(calls) + 2
             spooled = leaks(spool, planted)
             assert spooled == [], sorted({secret for secret, _ in spooled})
-            blobs.down = False
+            blobs.down.clear()
             store.recorder.replay_spool()  # the worker may be replaying some of them itself
             deadline = time.monotonic() + 30
             while store.recorder.counters.replayed < len(calls) + 2:
@@ -213,5 +175,5 @@ def test_no_planted_secret_reaches_the_disk(
         assert len(records) == len(calls) + 2, records
         assert leaks(tmp_path, planted) == []
     finally:
-        blobs.down = False
+        blobs.down.clear()
         store.close()

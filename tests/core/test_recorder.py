@@ -19,71 +19,26 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import genstore
 import pytest
-from genstore import BackendUnavailable, OperationRecord, OperationStatus, RequestInfo
+from genstore import OperationRecord, OperationStatus, RequestInfo
 from genstore._ids import new_operation_id
 from genstore._plugins import register_plugin, unregister_plugin
 from genstore._recording.recorder import Recorder, default_spool_dir
 from genstore._recording.spool import ClaimedRecord, Spool
 from genstore._save_request import JobCompletion, ResultURL, SaveRequest
 from genstore._store import Store
-from genstore.plugin import BlobInfo, BlobStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from switchable import SwitchableBlobs
 
 WAIT = 30.0
 """Upper bound of every wait loop, in seconds (they normally end within a fraction of this)."""
-
-
-class SwitchableBlobs(BlobStore):
-    """The store's real BlobStore, failing on command (``down``) or waiting on ``gate`` to write."""
-
-    def __init__(self, inner: BlobStore) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.default_catalog = inner.default_catalog
-        self.down = threading.Event()
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def local_root(self) -> Path | None:
-        return self.inner.local_root()
-
-    def _check(self) -> None:
-        if self.down.is_set():
-            raise BackendUnavailable("backend switched off by the test")
-
-    def _write(
-        self, key: str, chunks: Iterable[bytes], *, content_type: str, exclusive: bool
-    ) -> int:
-        self.gate.wait(WAIT)
-        self._check()
-        return self.inner.write(key, chunks, content_type=content_type, exclusive=exclusive)
-
-    def _open(self, key: str) -> IO[bytes]:
-        self._check()
-        return self.inner.open(key)
-
-    def _exists(self, key: str) -> bool:
-        self._check()
-        return self.inner.exists(key)
-
-    def _delete(self, key: str) -> None:
-        self._check()
-        self.inner.delete(key)
-
-    def _list(self, prefix: str) -> Iterator[BlobInfo]:
-        self._check()
-        return self.inner.list(prefix)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture
@@ -155,16 +110,16 @@ def settle(recorder: Recorder) -> None:
 
 # -- the spool on its own ---------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=20,
+json_values: st.SearchStrategy[Any] = st.deferred(
+    lambda: (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text()
+        | st.lists(json_values, max_size=3)
+        | st.dictionaries(st.text(max_size=8), json_values, max_size=3)
+    )
 )
 
 

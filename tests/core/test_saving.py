@@ -281,7 +281,7 @@ def test_a_batch_indexes_in_one_call_and_keeps_going_past_invalid_records(
     monkeypatch.setattr(store.catalog, "upsert_operations", counted)
     requests = [
         SaveRequest.build(operation_type="t", prompt="a").for_later(),
-        SaveRequest.build(operation_type="t", parameters={"bad": float("nan")}).for_later(),
+        SaveRequest.build(operation_type="t", input_images=["/no/such/input.png"]).for_later(),
         SaveRequest.build(operation_type="t", prompt="b").for_later(),
     ]
     outcomes = store.save_batch(requests)

@@ -148,23 +148,13 @@ class SaveRequest:
         The outputs come from exactly one of ``result``, ``result_url``, ``results``,
         ``result_urls`` or ``outputs`` (mixed, in order, URLs as ``ResultURL``).
         """
-        _check_type(operation_type)
-        if user_id is not None:
-            check_id(user_id, "user_id")
-        if prompt is not None and not isinstance(prompt, str):
-            raise InvalidInput("prompt must be a string")
+        _check_scalars(operation_type, user_id, prompt, created_at, operation_id)
         _check_list(input_images, "input_images")
         found = _outputs(result, result_url, results, result_urls, outputs)
         if pending and found:
             raise InvalidInput("a started (pending) operation has no results yet")
         _check_key(job_id, "job_id", MAX_JOB_ID)
         _check_key(idempotency_key, "idempotency_key", MAX_IDEMPOTENCY_KEY)
-        if created_at is not None and not isinstance(created_at, datetime):
-            raise InvalidInput("created_at must be a datetime")
-        if operation_id is not None and not (
-            isinstance(operation_id, str) and _OPERATION_ID.fullmatch(operation_id)
-        ):
-            raise InvalidInput("operation_id must be YYYYMMDD_ followed by a ULID")
         return cls(
             operation_type=str(operation_type),
             prompt=prompt,
@@ -289,6 +279,26 @@ def _check_type(operation_type: object) -> None:
         raise InvalidInput("operation_type must be a non-empty string")
     if len(operation_type) > MAX_TYPE_LENGTH or any(ord(c) < 32 for c in operation_type):
         raise InvalidInput(f"operation_type must be at most {MAX_TYPE_LENGTH} printable characters")
+
+
+def _check_scalars(
+    operation_type: object,
+    user_id: str | None,
+    prompt: object,
+    created_at: object,
+    operation_id: object,
+) -> None:
+    _check_type(operation_type)
+    if user_id is not None:
+        check_id(user_id, "user_id")
+    if prompt is not None and not isinstance(prompt, str):
+        raise InvalidInput("prompt must be a string")
+    if created_at is not None and not isinstance(created_at, datetime):
+        raise InvalidInput("created_at must be a datetime")
+    if operation_id is not None and not (
+        isinstance(operation_id, str) and _OPERATION_ID.fullmatch(operation_id)
+    ):
+        raise InvalidInput("operation_id must be YYYYMMDD_ followed by a ULID")
 
 
 def _check_list(value: object, name: str) -> None:
