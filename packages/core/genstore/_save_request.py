@@ -178,16 +178,20 @@ class SaveRequest:
         """This request with what a record cannot hold made storable, each change noted: non-finite
         numbers kept as text, nesting past 64 levels cut, invalid Unicode replaced. What the
         recorder saves (it must never lose a record); the direct API refuses such values."""
-        notes = list(self.notes)
-        changed = dataclasses.replace(
+        notes: list[str] = []
+        prompt = None if self.prompt is None else storable_text(self.prompt, "prompt", notes)
+        parameters = storable_json(self.parameters, "parameters", notes)
+        analysis = storable_json(self.workflow_analysis, "workflow_analysis", notes)
+        error = None if self.error is None else storable_text(self.error, "error", notes)
+        if not notes:  # nothing changed (the usual case): no copy
+            return self
+        return dataclasses.replace(
             self,
-            prompt=None if self.prompt is None else storable_text(self.prompt, "prompt", notes),
-            parameters=storable_json(self.parameters, "parameters", notes),
-            workflow_analysis=storable_json(self.workflow_analysis, "workflow_analysis", notes),
-            error=None if self.error is None else storable_text(self.error, "error", notes),
-        )
-        return (
-            dataclasses.replace(changed, notes=tuple(notes)) if notes != list(self.notes) else self
+            prompt=prompt,
+            parameters=parameters,
+            workflow_analysis=analysis,
+            error=error,
+            notes=(*self.notes, *notes),
         )
 
     def for_later(self) -> SaveRequest:

@@ -21,7 +21,10 @@ TOO_DEEP = "[nested too deep to record]"
 
 
 def storable_text(text: str, where: str, notes: list[str]) -> str:
-    """``text`` with lone surrogates replaced by U+FFFD (noted)."""
+    """``text`` (the same object when it is valid) with lone surrogates replaced by U+FFFD
+    (noted)."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -54,11 +57,18 @@ def _clean(value: Any, depth: int, seen: set[str]) -> Any:
             seen.add(f"values nested deeper than {MAX_DEPTH} levels replaced")
             return TOO_DEEP
         if isinstance(value, list):
-            return [_clean(item, depth + 1, seen) for item in value]
-        return {
-            _clean(key, depth + 1, seen) if isinstance(key, str) else key: _clean(
-                item, depth + 1, seen
+            items = [_clean(item, depth + 1, seen) for item in value]
+            # The same object when nothing changed: the common case costs no copy.
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        pairs = [
+            (
+                _clean(key, depth + 1, seen) if isinstance(key, str) else key,
+                _clean(v, depth + 1, seen),
             )
-            for key, item in value.items()
-        }
+            for key, v in value.items()
+        ]
+        unchanged = all(
+            k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)
+        )
+        return value if unchanged else dict(pairs)
     return value
