@@ -523,6 +523,30 @@ def test_spool_status_and_drain(run: Run, url: str) -> None:
     assert json.loads(run("spool", "status", "--json").stdout)["count"] == 0
 
 
+def test_spool_status_lists_quarantined_records_and_retry_or_purge_them(run: Run, url: str) -> None:
+    with genstore.open_store(url) as store:
+        spool = Spool(default_spool_dir(store.blobs))
+        ulids = [spool.write(SaveRequest.build(operation_type="t", prompt=p)) for p in ("a", "b")]
+        for ulid in ulids:
+            claimed = spool.claim(ulid)
+            assert claimed is not None
+            claimed.quarantine("RuntimeError: a hook broke")
+        spool.close()
+    status = json.loads(run("spool", "status", "--json").stdout)
+    assert (status["count"], status["quarantined"]) == (0, 2)
+    assert [q["id"] for q in status["quarantine"]] == sorted(ulids)
+    assert {q["error"] for q in status["quarantine"]} == {"RuntimeError: a hook broke"}
+    assert f"quarantined {ulids[0]}: RuntimeError" in run("spool", "status").stdout
+    assert run("spool", "retry", ulids[0]).exit_code == EXIT_OK
+    assert run("spool", "purge", ulids[1]).exit_code == EXIT_OK
+    assert json.loads(run("spool", "status", "--json").stdout)["quarantined"] == 0
+    missing = run("spool", "purge", ulids[1])
+    assert missing.exit_code == EXIT_NOT_FOUND
+    one_error_line(missing)
+    assert run("spool", "drain").exit_code == EXIT_OK
+    assert [r["prompt"] for r in json_lines(run("history", "--json").stdout)] == ["a"]
+
+
 def test_spool_drain_exits_1_when_the_store_refuses(
     run: Run, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -492,11 +492,25 @@ def test_a_poison_record_does_not_hold_back_the_others(
             recorder.submit(operation_type="t", prompt=f"ok{i}")
         assert recorder.flush(WAIT)
         wait_until(lambda: len(stored(store, indexed=False)) == 20, "the good records")
-        assert recorder.spool_status().count == 1  # kept, retried with backoff, not dropped
         wait_until(lambda: len(list(store.iter_operations())) == 20, "the good records indexed")
+        # Not diverted: only the poison went to the spool; the store was never taken for down.
+        assert recorder.counters.spooled == 1 and recorder.counters.recorded == 20
+        wait_until(lambda: recorder.counters.quarantined == 1, "the poison to be quarantined")
+        status = recorder.spool_status()
+        assert (status.count, status.quarantined) == (0, 1)
+        spool = Spool(recorder.spool_dir)
+        ((ulid, error),) = spool.quarantined()
+        assert error == "RuntimeError: this record always breaks a plugin"
         assert recorder.counters.dropped == 0
     finally:
         unregister_plugin("rec-poison")
+    spool.retry(ulid)  # the plugin is fixed: the record goes back in line and is saved
+    assert recorder.replay_spool() == 1
+    assert sorted(r.prompt or "" for r in stored(store)) == sorted(
+        ["poison", *(f"ok{i}" for i in range(20))]
+    )
+    with pytest.raises(FileNotFoundError):
+        spool.purge(ulid)
 
 
 def test_close_drains_within_the_timeout_and_leaves_the_rest_spooled(

@@ -16,13 +16,13 @@ from rich.text import Text
 
 from .._config import open_store
 from .._plugins import backend_specs, catalog_specs, plugin_load_errors
-from ..exceptions import ConfigurationError, MissingDependency
+from ..exceptions import ConfigurationError, MissingDependency, NotFound
 from ..plugin import BackendSpec
 from ._app import EXIT_FAILURE, CatalogOption, JsonOption, UrlOption, app, get_state, progress
 from ._render import as_plain, key_value_table, to_json
 
 if TYPE_CHECKING:
-    from .._recording.spool import SpoolStatus
+    from .._recording.spool import Spool, SpoolStatus
     from .._store import Store
 
 __all__: list[str] = []
@@ -88,13 +88,17 @@ def _spool_rows(status: Any) -> dict[str, Any]:
     return rows
 
 
-def _read_spool(store: Store) -> SpoolStatus:
-    """The spool's status, read without making the store's recorder: a recorder that finds
+def _spool_of(store: Store) -> Spool:
+    """The store's spool, opened without making the store's recorder: a recorder that finds
     records starts replaying them, and looking must not change what is looked at."""
     from .._recording.recorder import default_spool_dir
     from .._recording.spool import Spool
 
-    return Spool(default_spool_dir(store.blobs)).status()
+    return Spool(default_spool_dir(store.blobs))
+
+
+def _read_spool(store: Store) -> SpoolStatus:
+    return _spool_of(store).status()
 
 
 @spool_app.command("status")
@@ -104,13 +108,50 @@ def spool_status(
     url: UrlOption = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """How many records wait in the spool, their size and the oldest one's time."""
+    """How many records wait in the spool, their size, the oldest one's time, and the records
+    set aside (quarantined) with why."""
     state = get_state(ctx, url, catalog)
-    status = _read_spool(state.store())
+    spool = _spool_of(state.store())
+    status, quarantined = spool.status(), spool.quarantined()
     if as_json:
-        typer.echo(to_json(status))
-    else:
-        state.out.print(key_value_table(_spool_rows(status)))
+        items = [{"id": ulid, "error": error} for ulid, error in quarantined]
+        typer.echo(to_json({**as_plain(status), "quarantine": items}))
+        return
+    state.out.print(key_value_table(_spool_rows(status)))
+    for ulid, error in quarantined:
+        state.out.print(f"quarantined {ulid}: {error}", soft_wrap=True)
+
+
+@spool_app.command("retry")
+def spool_retry(
+    ctx: typer.Context,
+    record_id: Annotated[str, typer.Argument(help="A quarantined record's id.")],
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Put a quarantined record back in line (after fixing what made it fail)."""
+    spool = _spool_of(get_state(ctx, url, catalog).store())
+    try:
+        spool.retry(record_id)
+    except FileNotFoundError:
+        raise NotFound(f"no quarantined record {record_id[:40]!r} in {spool.path}") from None
+    typer.echo(f"{record_id} is back in line; the recorder (or `spool drain`) replays it")
+
+
+@spool_app.command("purge")
+def spool_purge(
+    ctx: typer.Context,
+    record_id: Annotated[str, typer.Argument(help="A quarantined record's id.")],
+    url: UrlOption = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Delete a quarantined record for good."""
+    spool = _spool_of(get_state(ctx, url, catalog).store())
+    try:
+        spool.purge(record_id)
+    except FileNotFoundError:
+        raise NotFound(f"no quarantined record {record_id[:40]!r} in {spool.path}") from None
+    typer.echo(f"{record_id} deleted")
 
 
 @spool_app.command("drain")

@@ -40,6 +40,7 @@ METRICS = (
     Metric("replayed", "genstore.recorder.replayed", "counter", "spooled records saved later"),
     Metric("dropped", "genstore.recorder.dropped", "counter", "records neither saved nor spooled"),
     Metric("rejected", "genstore.recorder.rejected", "counter", "records refused as invalid"),
+    Metric("quarantined", "genstore.recorder.quarantined", "counter", "records set aside"),
     Metric("pending", "genstore.recorder.pending", "gauge", "records queued or being saved"),
 )
 """What is exported, in order."""

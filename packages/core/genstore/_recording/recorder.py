@@ -64,6 +64,9 @@ class RecorderCounters:
     """Records neither saved nor spooled: only when the spool's own disk fails."""
     rejected: int = 0
     """Records the store refused as invalid (``InvalidInput``): logged, never retried."""
+    quarantined: int = 0
+    """Spooled records set aside after failing for their own content several times
+    (``genstore spool status`` lists them; ``spool retry``/``purge``)."""
     pending: int = 0
     """Records in the queue or being saved right now."""
 
@@ -283,7 +286,8 @@ class Recorder(RecorderWorker):
     def replay_spool(self) -> int:
         """Save every spooled record now, in the calling thread; return how many were saved.
 
-        Stops at the first failure other than invalid input (the store is down: try later).
+        Stops when the store turns out to be down (try later); a record failing for its own
+        content is retried on later passes, then quarantined.
         Safe while other processes replay the same spool: each record is claimed by one only.
         """
         try:
@@ -297,8 +301,8 @@ class Recorder(RecorderWorker):
             outcome = self._replay(ulid)
             if outcome == "saved":
                 saved += 1
-            elif outcome == "failed":
-                break
+            elif outcome == "failed" and self._store_down():
+                break  # the store is down: try later (a record's own failure does not stop us)
         return saved
 
     # -- the worker -----------------------------------------------------------------------------

@@ -6,6 +6,8 @@
     <spool>/claimed-<pid>-<token>-<ulid>/   being replayed by the process (pid, token) right now
     <spool>/done-<pid>-<token>-<ulid>/      saved, being deleted
     <spool>/bad-<ulid>/                     call.json unreadable: kept for a human, never replayed
+    <spool>/quarantine-<ulid>/              failed for its own content too often (error.txt says
+                                            why): kept, never replayed unless retried
     <spool>/owners/<pid>-<token>.lock       held (flock) for as long as that spool owner lives
 
 A record is written into its ``tmp-`` folder (files fsynced, ``call.json`` through a temp file and
@@ -67,6 +69,8 @@ class SpoolStatus:
     """Of ``count``, records a live process is replaying right now."""
     bad: int = 0
     """Records whose ``call.json`` could not be read; kept, never replayed."""
+    quarantined: int = 0
+    """Records that failed for their own content too often; kept until retried or purged."""
 
 
 # -- the spool ---------------------------------------------------------------------------------
@@ -95,6 +99,11 @@ class ClaimedRecord:
     def release(self) -> None:
         """Put the record back for a later replay."""
         os.rename(self.path, self._spool.path / f"rec-{self.ulid}")
+
+    def quarantine(self, error: str) -> None:
+        """Set the record aside with ``error``: never replayed unless ``Spool.retry`` says so."""
+        (self.path / "error.txt").write_text(error, encoding="utf-8", errors="replace")
+        os.rename(self.path, self._spool.path / f"quarantine-{self.ulid}")
 
 
 class Spool:
@@ -267,12 +276,13 @@ class Spool:
 
     def status(self) -> SpoolStatus:
         """Counts, disk use and age of what is waiting."""
-        count = claimed = bad = size = 0
+        count = claimed = bad = quarantined = size = 0
         oldest: datetime | None = None
         for name in self._names():
             kind, _, rest = name.partition("-")
-            if kind == "bad":
-                bad += 1
+            if kind in ("bad", "quarantine"):
+                bad += kind == "bad"
+                quarantined += kind == "quarantine"
                 continue
             if kind not in ("rec", "claimed"):
                 continue
@@ -282,7 +292,30 @@ class Spool:
             if when is not None and (oldest is None or when < oldest):
                 oldest = when
             size += _folder_size(self.path / name)
-        return SpoolStatus(self.path, count, size, oldest, claimed, bad)
+        return SpoolStatus(self.path, count, size, oldest, claimed, bad, quarantined)
+
+    def quarantined(self) -> list[tuple[str, str]]:
+        """``(ulid, error)`` of every quarantined record, oldest first."""
+        found = []
+        for name in sorted(self._names()):
+            if name.startswith("quarantine-"):
+                error = self.path / name / "error.txt"
+                text = error.read_text(errors="replace") if error.is_file() else "(no error kept)"
+                found.append((name.removeprefix("quarantine-"), text))
+        return found
+
+    def retry(self, ulid: str) -> None:
+        """Put a quarantined record back in line; ``FileNotFoundError`` if there is none."""
+        source = self.path / f"quarantine-{_checked_ulid(ulid)}"
+        (source / "error.txt").unlink(missing_ok=True)
+        os.rename(source, self.path / f"rec-{ulid}")
+
+    def purge(self, ulid: str) -> None:
+        """Delete a quarantined record for good; ``FileNotFoundError`` if there is none."""
+        source = self.path / f"quarantine-{_checked_ulid(ulid)}"
+        trash = self.path / f"done-{self.owner}-{ulid}"
+        os.rename(source, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def _names(self) -> list[str]:
         try:
@@ -309,6 +342,12 @@ class Spool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         return False
+
+
+def _checked_ulid(ulid: str) -> str:
+    if ulid_time(ulid) is None:
+        raise FileNotFoundError(f"{ulid[:40]!r} is not a spooled record's id")
+    return ulid
 
 
 def _folder_size(folder: Path) -> int:

@@ -25,12 +25,15 @@ from .._records import SaveResult
 from .._save_request import JobCompletion, SaveRequest
 from ..exceptions import BackendUnavailable, InvalidInput
 from .items import Item, Recordable, unlink_all
-from .spool import Spool
+from .spool import ClaimedRecord, Spool
 
 # The recorder's messages keep the one logger name they had before its modules were split.
 logger = logging.getLogger("genstore._recorder")
 
-_Outcome = Literal["saved", "rejected", "gone", "failed"]
+_Outcome = Literal["saved", "rejected", "gone", "failed", "quarantined"]
+
+QUARANTINE_AFTER = 3
+"""Tries before a record failing for its own content (not an unavailable store) is set aside."""
 
 
 class SaveTarget(Protocol):
@@ -78,7 +81,7 @@ class RecorderWorker:
         self._idle = threading.Condition(self._lock)
         self._queue: queue.Queue[Item | None] = queue.Queue(maxsize=self._queue_size)
         self._counts = {name: 0 for name in ("recorded", "spooled", "replayed", "dropped")}
-        self._counts["rejected"] = 0
+        self._counts["rejected"] = self._counts["quarantined"] = 0
         self._pending = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -297,6 +300,8 @@ class RecorderWorker:
         except Exception as exc:
             self._note_failure(exc)
             attempts = self._retries.get(ulid, (0, 0.0))[0] + 1
+            if not isinstance(exc, BackendUnavailable) and attempts >= QUARANTINE_AFTER:
+                return self._quarantine(ulid, claimed, exc)
             self._retries[ulid] = (attempts, time.monotonic() + self._backoff(attempts))
             try:
                 claimed.release()
@@ -311,6 +316,18 @@ class RecorderWorker:
         claimed.done()
         return "saved"
 
+    def _quarantine(self, ulid: str, claimed: ClaimedRecord, exc: Exception) -> _Outcome:
+        self._retries.pop(ulid, None)
+        try:
+            claimed.quarantine(f"{type(exc).__name__}: {exc}")
+        except OSError as error:
+            logger.error("genstore: cannot quarantine spooled record %s: %s", ulid, error)
+            return "failed"
+        logger.error("genstore: spooled record %s quarantined after %d tries: %s",
+                     ulid, QUARANTINE_AFTER, exc)  # fmt: skip
+        self._count("quarantined")
+        return "quarantined"
+
     # -- backoff and bookkeeping ------------------------------------------------------------------
 
     def _backoff(self, attempts: int) -> float:
@@ -318,16 +335,17 @@ class RecorderWorker:
         return ceiling * random.uniform(0.5, 1.0)
 
     def _note_failure(self, exc: Exception) -> None:
+        if not isinstance(exc, BackendUnavailable):
+            # The record's own failure (a hook, its content): the store is not down, so the
+            # records after it are not held back; this one goes to the spool and is retried,
+            # then quarantined.
+            logger.error("genstore: a record failed to save; spooled for retry", exc_info=exc)
+            return
         self._failures += 1
         delay = self._backoff(self._failures)
         self._retry_at = time.monotonic() + delay
         if self._failures == 1:
-            if isinstance(exc, BackendUnavailable):
-                logger.warning(
-                    "genstore: store unavailable (%s); spooling, retry in %.1fs", exc, delay
-                )
-            else:
-                logger.error("genstore: save failed; spooling the record", exc_info=exc)
+            logger.warning("genstore: store unavailable (%s); spooling, retry in %.1fs", exc, delay)
 
     def _note_success(self) -> None:
         if self._failures:
