@@ -33,6 +33,7 @@ from genstore._recording.recorder import Recorder, default_spool_dir
 from genstore._recording.spool import ClaimedRecord, Spool
 from genstore._save_request import JobCompletion, ResultURL, SaveRequest
 from genstore._store import Store
+from helpers import FileServer, png_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from switchable import SwitchableBlobs
@@ -817,3 +818,27 @@ def test_the_direct_api_still_refuses_non_finite_numbers(
     store, _ = rec_store
     with pytest.raises(genstore.InvalidInput):
         store.save_complete_operation(operation_type="t", parameters={"x": float("nan")})
+
+
+def test_a_slow_provider_never_holds_back_other_records(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    """One result URL answering half its body then stalling: the other records are saved while
+    its download runs, and it is saved when its own deadline ends it."""
+    body = png_bytes(40, 40)
+    slow = file_server.add("slow.png", body)
+    file_server.stalls["slow.png"] = 4.0
+    fast = file_server.add("fast.png", png_bytes(4, 4))
+    with genstore.open_store(tmp_path / "store", download_deadline=2.5) as store:
+        recorder = store.recorder
+        recorder.submit(operation_type="t", prompt="slow", result_url=slow)
+        for i in range(20):
+            recorder.submit(operation_type="t", prompt=f"other{i}", result_url=fast)
+        wait_until(lambda: len(stored(store, indexed=False)) >= 20, "the other records")
+        prompts = {r.prompt for r in stored(store, indexed=False)}
+        assert "slow" not in prompts and len(prompts) == 20  # not held back by the slow one
+        assert recorder.flush(WAIT)
+        (late,) = [r for r in stored(store) if r.prompt == "slow"]
+        assert late.results == [] and "deadline" in (late.result_error or "")
+        assert all(r.results for r in stored(store) if r.prompt != "slow")
+        assert recorder.counters.recorded == 21 and recorder.counters.spooled == 0

@@ -24,6 +24,8 @@ class Item:
     spooled: bool = False
     """Set once a copy is in the spool (by the worker, or by ``close`` while a save hangs)."""
     done: bool = False
+    fetched: bool = False
+    """Set once its result URLs were downloaded (or tried): it is not sent to download again."""
     copied: threading.Event = field(default_factory=threading.Event)
 
     @classmethod

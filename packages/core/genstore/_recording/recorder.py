@@ -264,6 +264,7 @@ class Recorder(RecorderWorker):
             self.flush(max(0.0, deadline - time.monotonic()))
             self._stop.set()
             self._spool_leftovers()
+            self._downloads.close()
             self._wake()  # after the leftovers: draining the queue would swallow the wake-up
             thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
             if thread.is_alive():

@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 from .._records import SaveResult
 from .._save_request import JobCompletion, SaveRequest
 from ..exceptions import BackendUnavailable, InvalidInput
+from .downloads import Downloads, needs_download
 from .items import Item, Recordable, unlink_all
 from .spool import ClaimedRecord, Spool
 
@@ -87,6 +88,8 @@ class RecorderWorker:
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._inflight: list[Item] = []
+        self._prefetching: set[Item] = set()
+        self._downloads = Downloads(self._spool.path / "downloads", self._target.fetch)
         self._failures = 0
         self._retry_at = 0.0
         self._waiting: deque[str] = deque()
@@ -133,14 +136,53 @@ class RecorderWorker:
         return items
 
     def _process(self, items: list[Item]) -> None:
+        ready = []
+        for item in items:
+            if self._deadline is None and not item.fetched and needs_download(item.request):
+                self._prefetch(item)  # back in line once its results are downloaded
+            else:
+                ready.append(item)
         with self._lock:
-            self._inflight = items
+            self._inflight = ready
         try:
-            self._save(items)
+            self._save(ready)
         finally:
             with self._lock:
                 self._inflight = []
-            self._release_pending(len(items))
+            self._release_pending(len(ready))
+
+    def _prefetch(self, item: Item) -> None:
+        with self._lock:
+            self._prefetching.add(item)
+        self._downloads.submit(lambda: self._download(item))
+
+    def _download(self, item: Item) -> None:
+        """On the download pool: fetch ``item``'s results, then put it back in line (or spool
+        it, if the recorder is closing; or finish it, if close already spooled a copy)."""
+        try:
+            item.request, paths = self._downloads.fetch_all(item.request)
+            item.owned = (*item.owned, *paths)
+        except Exception:
+            logger.exception("genstore: downloading a record's results failed")
+        item.fetched = True
+        with self._lock:
+            self._prefetching.discard(item)
+            copy_taken = item.spooled
+            closing = self._deadline is not None or self._stop.is_set()
+            queued = False
+            if not (copy_taken or closing):
+                try:
+                    self._queue.put_nowait(item)
+                    queued = True
+                except queue.Full:
+                    pass
+        if queued:
+            return
+        if copy_taken:
+            self._finish(item)
+        else:
+            self._to_spool(item, fetch=False)
+        self._release_pending(1)
 
     def _store_down(self) -> bool:
         """The store is known down, or drain time is over: records go to the spool."""
@@ -224,10 +266,11 @@ class RecorderWorker:
             except queue.Empty:
                 break
             if item is not None:
-                self._to_spool(item)
+                self._to_spool(item, fetch=False)  # past the drain time: no download now
                 self._release_pending(1)
         with self._lock:
-            hanging = [item for item in self._inflight if not (item.done or item.spooled)]
+            busy = [*self._inflight, *self._prefetching]
+            hanging = [item for item in busy if not (item.done or item.spooled)]
             for item in hanging:
                 item.spooled = True
         for item in hanging:
