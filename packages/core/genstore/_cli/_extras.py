@@ -122,36 +122,35 @@ def spool_status(
         state.out.print(f"quarantined {ulid}: {error}", soft_wrap=True)
 
 
+RecordId = Annotated[str, typer.Argument(help="A quarantined record's id.")]
+
+
 @spool_app.command("retry")
 def spool_retry(
-    ctx: typer.Context,
-    record_id: Annotated[str, typer.Argument(help="A quarantined record's id.")],
-    url: UrlOption = None,
-    catalog: CatalogOption = None,
+    ctx: typer.Context, record_id: RecordId, url: UrlOption = None, catalog: CatalogOption = None
 ) -> None:
     """Put a quarantined record back in line (after fixing what made it fail)."""
-    spool = _spool_of(get_state(ctx, url, catalog).store())
-    try:
-        spool.retry(record_id)
-    except FileNotFoundError:
-        raise NotFound(f"no quarantined record {record_id[:40]!r} in {spool.path}") from None
+    _quarantined(ctx, url, catalog, record_id, "retry")
     typer.echo(f"{record_id} is back in line; the recorder (or `spool drain`) replays it")
 
 
 @spool_app.command("purge")
 def spool_purge(
-    ctx: typer.Context,
-    record_id: Annotated[str, typer.Argument(help="A quarantined record's id.")],
-    url: UrlOption = None,
-    catalog: CatalogOption = None,
+    ctx: typer.Context, record_id: RecordId, url: UrlOption = None, catalog: CatalogOption = None
 ) -> None:
     """Delete a quarantined record for good."""
+    _quarantined(ctx, url, catalog, record_id, "purge")
+    typer.echo(f"{record_id} deleted")
+
+
+def _quarantined(
+    ctx: typer.Context, url: str | None, catalog: str | None, record_id: str, action: str
+) -> None:
     spool = _spool_of(get_state(ctx, url, catalog).store())
     try:
-        spool.purge(record_id)
+        spool.retry(record_id) if action == "retry" else spool.purge(record_id)
     except FileNotFoundError:
         raise NotFound(f"no quarantined record {record_id[:40]!r} in {spool.path}") from None
-    typer.echo(f"{record_id} deleted")
 
 
 @spool_app.command("drain")
