@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from . import _keys
 from ._history import history_query, iter_history
+from ._known_inputs import KnownInputs
 from ._records import ImageRecord, OperationRecord, OperationStatus
 from ._save_request import Completion
-from ._saving import KnownInputs, marker_key, read_record
+from ._saving import marker_key, read_record
 from .exceptions import GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 

@@ -15,8 +15,6 @@ import io
 import json
 import logging
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from pydantic import ValidationError
 from . import _keys
 from ._claims import claim_marker
 from ._ids import new_operation_id, ulid_time
+from ._known_inputs import KnownInputs
 from ._netguard import NetPolicy
 from ._options import StoreOptions
 from ._plugins import get_plugin_manager
@@ -50,7 +49,7 @@ from .plugin import BlobStore, Catalog
 if TYPE_CHECKING:
     from ._download import DownloadRules
 
-__all__ = ["KnownInputs", "Saver", "marker_key", "read_record"]
+__all__ = ["Saver", "marker_key", "read_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -454,47 +453,6 @@ def read_record(blobs: BlobStore, operation_id: str) -> OperationRecord:
         raise CorruptRecord(
             f"record {operation_id} is corrupt: {_first_error(exc)}", key=operation_id
         ) from exc
-
-
-class KnownInputs:
-    """Input keys known to exist: each is trusted for ``ttl`` seconds after it was last seen to.
-
-    Only "it exists" is remembered, never "it does not". Bounded: past ``capacity`` keys the
-    least recently used are dropped (and asked about again when next needed). Thread-safe.
-    """
-
-    def __init__(self, ttl: float, capacity: int = 10_000) -> None:
-        self.ttl = ttl
-        self.capacity = capacity
-        self._seen_at: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def known(self, key: str) -> bool:
-        """Whether ``key`` was seen to exist less than ``ttl`` seconds ago."""
-        with self._lock:
-            seen_at = self._seen_at.get(key)
-            if seen_at is None:
-                return False
-            if time.monotonic() - seen_at >= self.ttl:
-                del self._seen_at[key]
-                return False
-            self._seen_at.move_to_end(key)
-            return True
-
-    def remember(self, key: str) -> None:
-        """``key`` exists now (this store wrote it or the backend said so)."""
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            self._seen_at[key] = time.monotonic()
-            self._seen_at.move_to_end(key)
-            while len(self._seen_at) > self.capacity:
-                self._seen_at.popitem(last=False)
-
-    def forget(self, key: str) -> None:
-        """``key`` was deleted: ask the backend next time."""
-        with self._lock:
-            self._seen_at.pop(key, None)
 
 
 class _OutputFailed(Exception):

@@ -16,13 +16,14 @@ from pydantic import JsonValue
 from . import _keys
 from ._history import history_page, history_query, iter_history
 from ._ids import check_id
+from ._known_inputs import KnownInputs
 from ._maintenance import CleanupReport, Maintenance, ReindexReport, VerifyReport
 from ._options import StoreOptions
 from ._recording.metrics import register_opentelemetry
 from ._recording.recorder import Recorder
 from ._records import ArtifactRef, OperationRecord, Page, RequestInfo, SaveResult
 from ._save_request import Completion, JobCompletion, SaveRequest
-from ._saving import KnownInputs, Saver
+from ._saving import Saver
 from ._sources import Source
 from .exceptions import InvalidInput
 from .plugin import BlobStore, Catalog
