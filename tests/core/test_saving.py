@@ -13,7 +13,14 @@ from typing import Any
 
 import genstore
 import pytest
-from genstore import BackendUnavailable, InvalidInput, NotFound, OperationRecord, OperationStatus
+from genstore import (
+    BackendUnavailable,
+    InvalidInput,
+    NotFound,
+    OperationRecord,
+    OperationStatus,
+    _plugins,
+)
 from genstore._keys import operation_record_key
 from genstore._records import SaveResult
 from genstore._save_request import SaveRequest
@@ -333,3 +340,23 @@ def test_a_batch_whose_catalog_fails_keeps_its_committed_records(
     # The truth is there: a replay of either finds and indexes it.
     assert not store.save(requests[0]).created
     assert [r.prompt for r in store.iter_operations()] == ["p0"]
+
+
+def test_a_batch_goes_on_past_a_record_that_breaks_a_hook(store: genstore.Store) -> None:
+    class Breaks:
+        @genstore.hookimpl
+        def genstore_before_save(self, record: OperationRecord) -> None:
+            if record.prompt == "poison":
+                raise RuntimeError("a plugin breaks on this record")
+
+    genstore.register_plugin(Breaks(), name="test-batch-breaks")
+    try:
+        requests = [
+            SaveRequest.build(operation_type="t", prompt=p).for_later()
+            for p in ("a", "poison", "b")
+        ]
+        outcomes = store.save_batch(requests)
+    finally:
+        _plugins.unregister_plugin("test-batch-breaks")
+    assert isinstance(outcomes[1], RuntimeError)
+    assert [o.record.prompt for o in outcomes if isinstance(o, SaveResult)] == ["a", "b"]

@@ -43,7 +43,7 @@ from ._save_request import (
 )
 from ._sniff import extension_for, sniff_content_type
 from ._sources import Payload, Source, image_size, prepare
-from .exceptions import CorruptRecord, GenstoreError, InvalidInput, NotFound
+from .exceptions import BackendUnavailable, CorruptRecord, GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
 if TYPE_CHECKING:
@@ -110,18 +110,18 @@ class Saver:
         Each request is written as ``save`` writes it, up to its commit point (its record JSON);
         then the catalog rows of all of them go in one ``upsert_operations``, then the after-save
         hooks run. One entry per request: its result; the ``Exception`` it raised; or None when
-        it was not attempted, because an earlier one failed with something other than
-        ``InvalidInput`` (the store is failing: the caller keeps those for later).
+        it was not attempted, because an earlier one found the store unavailable
+        (``BackendUnavailable``: the caller keeps those for later).
         """
         outcomes: list[SaveResult | Exception | None] = [None] * len(requests)
         for index, request in enumerate(requests):
             try:
                 outcomes[index] = self._write_request(request)
-            except InvalidInput as exc:  # this request's own fault: the others may go on
-                outcomes[index] = exc
-            except Exception as exc:
+            except BackendUnavailable as exc:  # the store is failing: stop here
                 outcomes[index] = exc
                 break
+            except Exception as exc:  # this request's own fault (content, a hook): go on
+                outcomes[index] = exc
         created = [o.record for o in outcomes if isinstance(o, SaveResult) and o.created]
         if created:
             self._index_all(created)
