@@ -6,13 +6,12 @@ import base64
 from typing import Any
 
 import pytest
-from genstore._recording.outputs import Output
+from genstore._recording.outputs import Output, resolve_relative
 from genstore._sniff import sniff_content_type
 from genstore_asgi import default_result_extractor
 from genstore_asgi._extract import (
     decode_data_url,
     outputs_of,
-    resolve_relative,
     server_base_url,
 )
 from hypothesis import given

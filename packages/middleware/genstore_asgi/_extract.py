@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from genstore._recording.extract import extract_results
 from genstore._recording.outputs import Output, decode_data_url
@@ -23,7 +22,6 @@ __all__ = [
     "default_result_extractor",
     "error_message",
     "outputs_of",
-    "resolve_relative",
     "server_base_url",
 ]
 
@@ -64,17 +62,3 @@ def server_base_url(
         host = f"[{host}]"
     scheme = "https" if scheme in ("https", "wss") else "http"
     return f"{scheme}://{host}:{port}{root_path.rstrip('/')}"
-
-
-def resolve_relative(path: str, base_url: str) -> str:
-    """The absolute URL of a path-relative result URL (``/x``) under ``base_url``.
-
-    A path already under the base's own path (``url_for`` includes the root path) is joined to
-    the base's origin; any other path is put under the base path.
-    """
-    parts = urlsplit(base_url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    root = parts.path.rstrip("/")
-    if not root or path == root or path.startswith(root + "/") or path.startswith(root + "?"):
-        return origin + path
-    return origin + root + path

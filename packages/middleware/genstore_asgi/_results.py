@@ -18,7 +18,7 @@ from genstore._recording.outputs import Output, result_sources
 from genstore._save_request import ResultSource
 
 from ._capture import CapturedBody
-from ._extract import ResultExtractor, outputs_of, resolve_relative
+from ._extract import ResultExtractor, outputs_of
 from ._stream import StreamEvents, last_outputs
 
 __all__ = ["NO_RESULT", "Answer", "Outputs", "read_answer", "sources_of"]
@@ -53,12 +53,7 @@ class Answer:
 
 def sources_of(outputs: list[Output], base_url: str | None) -> Outputs:
     """``outputs`` as save sources: relative URLs resolved under ``base_url`` (else noted)."""
-    if base_url is not None:
-        outputs = [
-            Output("url", resolve_relative(o.value, base_url)) if o.is_relative_url else o
-            for o in outputs
-        ]
-    sources, notes = result_sources(outputs, base_url=None)
+    sources, notes = result_sources(outputs, base_url=base_url)
     return Outputs(sources, notes, len(outputs))
 
 

@@ -20,7 +20,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import unquote_to_bytes, urljoin
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from .._redaction import redact_url
 from .._save_request import ResultSource, ResultURL
@@ -31,6 +31,7 @@ __all__ = [
     "OutputKind",
     "decode_base64_media",
     "decode_data_url",
+    "resolve_relative",
     "result_sources",
     "string_output",
 ]
@@ -174,8 +175,22 @@ def result_sources(
         elif not output.is_relative_url:
             found.append(ResultURL(output.value))
         elif base_url is not None:
-            found.append(ResultURL(urljoin(base_url, output.value)))
+            found.append(ResultURL(resolve_relative(output.value, base_url)))
         else:
             shown = redact_url(output.value)[:100]
             notes.append(f"relative result URL {shown!r} needs a base_url to fetch")
     return found, notes
+
+
+def resolve_relative(path: str, base_url: str) -> str:
+    """The absolute URL of a path-relative result URL (``/x``) under ``base_url``.
+
+    A path already under the base's own path (``url_for`` includes the root path) is joined to
+    the base's origin; any other path is put under the base path.
+    """
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    root = parts.path.rstrip("/")
+    if not root or path == root or path.startswith(root + "/") or path.startswith(root + "?"):
+        return origin + path
+    return origin + root + path
