@@ -167,7 +167,7 @@ def test_multipart_round_trip(
 ) -> None:
     folder = tmp_path_factory.mktemp("parse")
     redactor = Redactor()
-    kept = [(n, v) for n, v in fields if not redactor.drops(n) and n != "prompt"]
+    kept = [(n, v) for n, v in fields if not redactor.is_secret(n, in_query=True) and n != "prompt"]
     body, content_type = multipart(
         fields,
         [("upload", f"{i}.bin", data, "application/octet-stream") for i, data in enumerate(files)],

@@ -73,7 +73,7 @@ def _add(fields: dict[str, Any], name: str, value: Any) -> None:
 def _pairs_to_fields(pairs: list[tuple[str, str]], redactor: Redactor) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, value in pairs:
-        if not redactor.drops(name):
+        if not redactor.is_secret(name, in_query=True):
             _add(fields, name, value)
     return fields
 
@@ -145,7 +145,7 @@ class _Multipart:
     def _on_headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
-        self._skip = self.redactor.drops(self._name)
+        self._skip = self.redactor.is_secret(self._name, in_query=True)
         if b"filename" in options:
             self._file = BodyTee(
                 max_in_memory=self.limits.max_in_memory,
@@ -243,7 +243,7 @@ def parse_request(
     kind = media_type(content_type)
     if body.usable and body.size:
         if kind == "application/json" or kind.endswith("+json") or (not kind and _looks_json(body)):
-            parsed.document = redactor.clean(_decode_json(body, limits))
+            parsed.document = redactor.redact(_decode_json(body, limits))
             document = _take_data_urls(parsed.document, parsed.inputs)
             if isinstance(document, dict):
                 fields.update(document)

@@ -9,10 +9,9 @@ recorded — arguments, query parameters, JSON fields and form fields — goes t
 from __future__ import annotations
 
 import json
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
-from .._redaction import Redactor as _Redactor
-from .._redaction import SecretNames, is_secret_name, redact, redact_text
+from .._redaction import Redactor, SecretNames, is_secret_name, redact, redact_text
 
 __all__ = [
     "RESULT_FIELDS",
@@ -28,21 +27,6 @@ __all__ = [
 Redact: TypeAlias = SecretNames
 """More names to treat as secret (compared without case or separators), or a predicate given a
 name: True redacts it (a predicate that raises redacts)."""
-
-
-class Redactor(_Redactor):
-    """The one rule set of ``genstore._redaction`` with the application's own names, in the form
-    the recorders use it: whole form and query fields dropped, JSON documents cleaned."""
-
-    __slots__ = ()
-
-    def drops(self, name: str) -> bool:
-        """Whether the form or query field ``name`` must not be recorded at all."""
-        return self.is_secret(name, in_query=True)
-
-    def clean(self, value: Any) -> Any:
-        """``value`` with every secret replaced by ``[redacted]``, at any depth (see ``redact``)."""
-        return self.redact(value)
 
 
 # -- results and errors ---------------------------------------------------------------------------
