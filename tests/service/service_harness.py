@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import httpx
 import uvicorn
+from helpers import free_port
 from starlette.types import ASGIApp
 
 # Variables that would configure auth or the store from the developer's own environment.
@@ -36,8 +37,9 @@ SERVICE_VARIABLES = (
 
 
 @contextmanager
-def serve(app: ASGIApp, port: int) -> Iterator[httpx.Client]:
-    """``app`` in a real uvicorn on 127.0.0.1:``port``, and an httpx client for it."""
+def running(app: ASGIApp, port: int | None = None) -> Iterator[str]:
+    """``app`` in a real uvicorn on 127.0.0.1 (``port``, else a free one); yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -46,11 +48,17 @@ def serve(app: ASGIApp, port: int) -> Iterator[httpx.Client]:
         while not server.started and time.monotonic() < deadline and thread.is_alive():
             time.sleep(0.01)
         assert server.started, "uvicorn did not start"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield http
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve(app: ASGIApp, port: int) -> Iterator[httpx.Client]:
+    """``app`` in a real uvicorn on 127.0.0.1:``port``, and an httpx client for it."""
+    with running(app, port) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield http
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,12 +14,13 @@ import genstore
 import httpx
 import jwt
 import pytest
-import uvicorn
 from genstore_asgi.service import JWTAuthenticator
 from genstore_asgi.service.ui import ui_routes
-from helpers import FileServer, free_port, png_bytes
+from helpers import FileServer, png_bytes
 from PIL import Image
 from starlette.applications import Starlette
+
+from .service_harness import running as serve
 
 SECRET = "ui-test-secret-" + "x" * 32
 ALICE, BOB = "user_alice", "user_bob"
@@ -34,24 +34,6 @@ def token(sub: str, ttl: int = 300) -> str:
 def store(tmp_path: Path) -> Iterator[genstore.Store]:
     with genstore.open_store(tmp_path / "data") as s:
         yield s
-
-
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """The app in a real uvicorn on 127.0.0.1; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

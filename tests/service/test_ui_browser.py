@@ -9,7 +9,6 @@ import io
 import os
 import random
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,14 @@ from pathlib import Path
 import genstore
 import jwt
 import pytest
-import uvicorn
 from genstore_asgi.service import JWTAuthenticator
 from genstore_asgi.service.ui import ui_routes
-from helpers import free_port, need_server
+from helpers import need_server
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from starlette.applications import Starlette
+
+from .service_harness import running as serve
 
 pytestmark = pytest.mark.browser
 
@@ -63,23 +63,6 @@ def picture(seed: int, size: tuple[int, int] = (320, 240)) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
-
-
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from ._history import history_query, iter_history
 from ._known_inputs import KnownInputs
 from ._records import ImageRecord, OperationRecord, OperationStatus
 from ._save_request import Completion
-from ._saving import marker_key, read_record
+from ._saving import find_record, marker_key
 from .exceptions import GenstoreError, InvalidInput, NotFound
 from .plugin import BlobStore, Catalog
 
@@ -147,8 +147,7 @@ class Maintenance:
 
     def get_operation(self, operation_id: str) -> OperationRecord:
         """The indexed record, else the committed JSON record; ``NotFound`` if neither."""
-        record = self.catalog.get_operation(operation_id)
-        return record if record is not None else read_record(self.blobs, operation_id)
+        return find_record(self.blobs, self.catalog, operation_id)
 
     def delete_operation(self, operation_id: str) -> None:
         """Remove a record, its result and its idempotency marker; shared inputs stay."""

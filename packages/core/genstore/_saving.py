@@ -49,7 +49,7 @@ from .plugin import BlobStore, Catalog
 if TYPE_CHECKING:
     from ._download import DownloadRules
 
-__all__ = ["Saver", "marker_key", "read_record"]
+__all__ = ["Saver", "find_record", "marker_key", "read_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,6 @@ class Saver:
         self._policy = NetPolicy.from_options(options.private_urls, options.url_allowlist)
         self._rules: DownloadRules | None = None
         self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Nothing is held between downloads; kept for the Store's close sequence."""
 
     def _download_rules(self) -> DownloadRules:
         with self._lock:
@@ -159,7 +156,7 @@ class Saver:
         A record no longer pending is returned unchanged (``created=False``): a webhook resent
         or a poll seen twice changes nothing. ``NotFound`` if there is no such operation.
         """
-        record = self.committed(operation_id)
+        record = find_record(self.blobs, self.catalog, operation_id)
         if record.status is not OperationStatus.PENDING:
             return SaveResult(operation_id=operation_id, record=record, created=False)
         now = datetime.now(UTC)
@@ -176,11 +173,6 @@ class Saver:
         except ValidationError as exc:
             raise InvalidInput(_first_error(exc)) from exc
         return self._finish(finished, created=True)
-
-    def committed(self, operation_id: str) -> OperationRecord:
-        """The indexed record, else the committed JSON record; ``NotFound`` if neither."""
-        record = self.catalog.get_operation(operation_id)
-        return record if record is not None else read_record(self.blobs, operation_id)
 
     def operation_of_job(self, job_id: str) -> str:
         """The id of the operation started for ``job_id``; ``NotFound`` if none was."""
@@ -210,7 +202,7 @@ class Saver:
             return chosen, _time_of(chosen), self._already_saved(chosen)
         existing, operation_id = self._claim_idempotency(key or job_key or "", chosen)
         if key is not None and job_key is not None and existing is None:
-            self._write_marker(marker_key(job_key), operation_id, exclusive=False)
+            self._write_marker(marker_key(job_key), operation_id)
         return operation_id, _time_of(operation_id), existing
 
     @staticmethod
@@ -309,9 +301,11 @@ class Saver:
         self._index(committed)
         return committed
 
-    def _write_marker(self, marker: str, operation_id: str, *, exclusive: bool) -> None:
+    def _write_marker(self, marker: str, operation_id: str) -> None:
+        """Point ``marker`` at ``operation_id`` (a job's second name; claims go through
+        ``genstore._claims``)."""
         document = json.dumps({"operation_id": operation_id}).encode()
-        self.blobs.write(marker, [document], content_type="application/json", exclusive=exclusive)
+        self.blobs.write(marker, [document], content_type="application/json")
 
     def _store_input(self, source: Source) -> ArtifactRef:
         payload = prepare(source, limit=self.options.max_input_bytes, what="input image")
@@ -439,6 +433,12 @@ def marker_key(idempotency_key: str) -> str:
     """The key of the exclusive marker blob that reserves an operation id for a key."""
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
     return f"idempotency/{digest[:2]}/{digest}.json"
+
+
+def find_record(blobs: BlobStore, catalog: Catalog, operation_id: str) -> OperationRecord:
+    """The indexed record, else the committed JSON record; ``NotFound`` if neither."""
+    record = catalog.get_operation(operation_id)
+    return record if record is not None else read_record(blobs, operation_id)
 
 
 def read_record(blobs: BlobStore, operation_id: str) -> OperationRecord:

@@ -79,7 +79,6 @@ class Store:
             recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.close()
-        self._saver.close()
         self.catalog.close()
         self.blobs.close()
 
