@@ -23,9 +23,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,28 @@ _BOUNDARY = "genstorebenchboundary"
 
 
 class EnqueueRecorder:
-    """A recorder whose ``submit`` only enqueues: the request path without the background save."""
+    """A recorder whose ``submit`` only enqueues: the request path without the background save.
 
-    def __init__(self) -> None:
+    With a ``spool_dir`` the middleware journals each exchange there (write-ahead, as with a real
+    store), and each record counts as saved at once (its journal entry is settled).
+    """
+
+    def __init__(self, spool_dir: str | None = None) -> None:
         # Short: thousands of records kept alive would make every garbage collection (which
         # runs on whichever thread allocates, the event loop included) dearer than in life.
         self.queue: deque[Recordable] = deque(maxlen=64)
+        self.spool_dir = spool_dir
 
     def submit_request(
-        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self,
+        request: Recordable,
+        owned_paths: Sequence[str | os.PathLike[str]] = (),
+        *,
+        settled: Callable[[], None] | None = None,
     ) -> None:
         self.queue.append(request)
+        if settled is not None:
+            settled()
 
     def reject(self, reason: Exception, owned_paths: Sequence[str | os.PathLike[str]] = ()) -> None:
         raise AssertionError(f"the bench app's records are valid: {reason}")
@@ -91,8 +103,10 @@ class EnqueueRecorder:
 
 
 class EnqueueStore:
+    """A store whose recorder only enqueues; the middleware journals into a temporary folder."""
+
     def __init__(self) -> None:
-        self.recorder = EnqueueRecorder()
+        self.recorder = EnqueueRecorder(tempfile.mkdtemp(prefix="genstore-bench-spool-"))
 
 
 def make_app(mode: str, root: str | None = None) -> Any:
@@ -163,13 +177,16 @@ def make_app(mode: str, root: str | None = None) -> Any:
     app: Any = Starlette(routes=routes)
     if mode.endswith("bare"):
         return app
-    store = EnqueueStore() if mode == "wrapped" else _real_store(Path(str(root)), mode)
+    enqueue = mode in ("wrapped", "wrapped-nowal")
+    store = EnqueueStore() if enqueue else _real_store(Path(str(root)), mode)
     routes_map = {
         "/api/generate/*": "text_to_image",
         "/api/edit/*": "image_edit_single",
         STREAM: "text_to_image",
     }
-    wrapped = RecordingMiddleware(app, store=store, routes=routes_map)
+    wrapped = RecordingMiddleware(
+        app, store=store, routes=routes_map, write_ahead=mode != "wrapped-nowal"
+    )
     return wrapped
 
 
@@ -245,12 +262,13 @@ def inprocess(count: int, block: int) -> dict[str, list[tuple[float, float, floa
     """``count`` requests per configuration, in blocks of ``block`` taking turns, so a burst of
     load from elsewhere on the machine hits every configuration alike. Per block: wall seconds,
     event-loop thread CPU seconds, process CPU seconds until its records were handed over."""
-    bare, wrapped = make_app("bare"), make_app("wrapped")
+    bare, wrapped, nowal = make_app("bare"), make_app("wrapped"), make_app("wrapped-nowal")
     configs = {
         "bare unmatched": (bare, UNMATCHED),
         "wrapped unmatched": (wrapped, UNMATCHED),
         "bare recorded": (bare, RECORDED),
         "wrapped recorded": (wrapped, RECORDED),
+        "wrapped recorded, no write-ahead": (nowal, RECORDED),
     }
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
 
@@ -262,7 +280,8 @@ def inprocess(count: int, block: int) -> dict[str, list[tuple[float, float, floa
             for name, (app, path) in order:
                 started = time.process_time()
                 wall, loop_cpu, _ = await _drive(app, path, block)
-                wrapped.flush(60)  # the block's background work, counted in its process CPU
+                for recorder in (wrapped, nowal):  # the block's background work, in its CPU
+                    recorder.flush(60)
                 runs[name].append((wall, loop_cpu, time.process_time() - started))
 
     asyncio.run(all_blocks())

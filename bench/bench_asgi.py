@@ -201,6 +201,18 @@ def bench_overhead(inprocess_requests: int, uvicorn_requests: int, rounds: int) 
         cpu_row("request-path CPU added, in-process", added, cpu_us("bare recorded", 1)),
         cpu_row("request-path CPU added, uvicorn", added_served, served_cpu("bare recorded")),
         {
+            "metric": "write-ahead journal: request-path CPU of its write (wrapped vs wrapped "
+            "without write-ahead, in-process)",
+            "value": round(
+                cpu_us("wrapped recorded", 1) - cpu_us("wrapped recorded, no write-ahead", 1), 1
+            ),
+            "unit": "µs/request",
+            "baseline": round(cpu_us("bare recorded", 1), 1),
+            "baseline_label": "bare CPU µs/request",
+            "goal": None,
+            "ok": None,
+        },
+        {
             "metric": "background CPU per recorded request (parse + build record, enqueue)",
             "value": round(background, 1),
             "unit": "µs/request",

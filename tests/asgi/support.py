@@ -184,10 +184,16 @@ class SpyRecorder:
             self.submitted.append(entry)
 
     def submit_request(
-        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self,
+        request: Recordable,
+        owned_paths: Sequence[str | os.PathLike[str]] = (),
+        *,
+        settled: Callable[[], None] | None = None,
     ) -> None:
         """As the real recorder: takes the request whole (its set fields are kept as kwargs; a
-        job's completion as its fallback with its job id, counted in ``completions``)."""
+        job's completion as its fallback with its job id, counted in ``completions``). It has no
+        spool folder, so the middleware journals nothing and ``settled`` is never given."""
+        assert settled is None
         if isinstance(request, JobCompletion):
             request = dataclasses.replace(request.fallback, job_id=request.job_id)
             self.completions += 1

@@ -53,7 +53,7 @@ class RaisingRecorder:
     def __init__(self) -> None:
         self.owned: list[str] = []
 
-    def submit_request(self, request: Any, owned_paths: Any = ()) -> None:
+    def submit_request(self, request: Any, owned_paths: Any = (), *, settled: Any = None) -> None:
         self.owned.extend(os.fspath(p) for p in owned_paths)
         raise RuntimeError("recorder bug")
 

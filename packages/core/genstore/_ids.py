@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -10,7 +11,14 @@ from datetime import UTC, datetime
 
 from .exceptions import InvalidInput
 
-__all__ = ["check_id", "new_image_id", "new_operation_id", "new_ulid", "ulid_time"]
+__all__ = [
+    "check_id",
+    "new_image_id",
+    "new_operation_id",
+    "new_ulid",
+    "operation_id_from",
+    "ulid_time",
+]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:+=-]*")
@@ -76,6 +84,15 @@ def new_operation_id() -> tuple[datetime, str]:
     """``YYYYMMDD_<ULID>``, and its creation instant (UTC)."""
     when, ulid = new_ulid()
     return when, f"{when:%Y%m%d}_{ulid}"
+
+
+def operation_id_from(ms: int, seed: bytes) -> str:
+    """``YYYYMMDD_<ULID>`` for the instant ``ms`` (Unix milliseconds) whose random part is drawn
+    from ``seed``: the same seed always names the same operation (a write-ahead journal entry
+    replayed after a crash finds the record its first attempt saved)."""
+    rand = int.from_bytes(hashlib.blake2b(seed, digest_size=10).digest(), "big")
+    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return f"{when:%Y%m%d}_{_encode(ms, 10)}{_encode(rand, 16)}"
 
 
 def new_image_id() -> tuple[datetime, str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import genstore
 from genstore import check_id  # the store's own rule for ids
+from genstore._ids import operation_id_from
 from genstore._recording.items import Recordable
 from genstore._recording.rules import Redactor, error_message
 from genstore._save_request import SaveRequest
@@ -29,6 +30,7 @@ __all__ = ["Exchange", "RecordOptions", "media_type_of", "minimal_record", "to_r
 logger = logging.getLogger(__name__)
 
 _MAX_KEY = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -72,7 +74,8 @@ class Exchange:
     query_string: bytes
     request_headers: Sequence[tuple[bytes, bytes]]
     request_body: CapturedBody
-    created_at: datetime
+    created_ns: int
+    """When the request was answered: ``time.time_ns()`` (exact in the journal, cheap to take)."""
     status_code: int | None = None
     response_type: str = ""
     response_body: CapturedBody | None = None
@@ -82,6 +85,22 @@ class Exchange:
     the exception behind a 5xx answer."""
     duration_ms: float | None = None
     user_id: str | None = None
+    seed: bytes | None = None
+    """Set once the exchange is in the write-ahead journal: its record's operation id is drawn
+    from it, so a replay of the entry after a crash finds the record instead of adding one."""
+    settle: Callable[[], None] | None = None
+    """Tells the journal the record is saved, spooled or refused (the entry can go)."""
+
+    @property
+    def created_at(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.created_ns // 1000)
+
+    @property
+    def operation_id(self) -> str | None:
+        """The record's operation id when the exchange is journaled (else the recorder picks)."""
+        if self.seed is None:
+            return None
+        return operation_id_from(self.created_ns // 1_000_000, self.seed)
 
     @property
     def operation_type(self) -> str:
@@ -128,6 +147,7 @@ def _base(exchange: Exchange, failed: bool) -> dict[str, Any]:
             route=exchange.path, method=exchange.method, status_code=exchange.status_code
         ),
         "created_at": exchange.created_at,
+        "operation_id": exchange.operation_id,
         "duration_ms": exchange.duration_ms,
         "user_id": _user_id(exchange.user_id),
         "idempotency_key": idempotency_key(exchange.header(b"idempotency-key"), failed=failed),

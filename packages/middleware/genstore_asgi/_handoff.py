@@ -1,11 +1,14 @@
 """From the request path to the store's background recorder, through one worker thread.
 
-The request path only appends a finished ``Exchange`` to a deque (well under a microsecond). The
+The request path writes a finished ``Exchange`` ahead to this process's journal (``_journal``: one
+``write``, a few microseconds) and appends it to a deque (well under a microsecond). The
 worker is woken only when it is idle; under load, after each batch it lets ``BATCH_WINDOW`` pass,
 so it takes the GIL once per window rather than once per request.
 Parsing bodies and building the record happen on the worker, which then calls
 ``store.recorder.submit_request`` — which never blocks and never raises. At interpreter exit the worker's
-queue is drained (within ``EXIT_DRAIN_SECONDS``), so a normal exit loses nothing queued.
+queue is drained (within ``EXIT_DRAIN_SECONDS``), so a normal exit loses nothing queued; a killed
+process loses nothing journaled: when the worker starts it first replays the journals that dead
+processes left beside the recorder's spool.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from genstore._recording.items import Recordable
@@ -25,6 +29,7 @@ from genstore.exceptions import InvalidInput
 
 from ._capture import _unlink
 from ._exchange import Exchange, RecordOptions, minimal_record, to_record
+from ._journal import Journal, Respec, recover
 
 __all__ = ["EXIT_DRAIN_SECONDS", "Handoff", "RecorderLike", "StoreLike"]
 
@@ -43,7 +48,11 @@ class RecorderLike(Protocol):
     """The part of ``genstore``'s background recorder the middleware uses."""
 
     def submit_request(
-        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self,
+        request: Recordable,
+        owned_paths: Sequence[str | os.PathLike[str]] = (),
+        *,
+        settled: Callable[[], None] | None = None,
     ) -> None: ...
 
     def reject(
@@ -70,12 +79,29 @@ def _default_store() -> StoreLike:
     return store
 
 
-class Handoff:
-    """Builds records from exchanges on a background thread and submits them to the recorder."""
+def journal_folder(store: StoreLike) -> Path | None:
+    """Where ``store``'s middleware journals: ``<its recorder's spool>/journal`` (None when the
+    recorder has no spool folder)."""
+    spool = getattr(store.recorder, "spool_dir", None)
+    return None if spool is None else Path(spool) / "journal"
 
-    def __init__(self, store: StoreLike | None, options: RecordOptions) -> None:
+
+class Handoff:
+    """Builds records from exchanges on a background thread and submits them to the recorder.
+
+    ``respec``: how the routes name a journaled request after a restart; None turns the
+    write-ahead journal off.
+    """
+
+    def __init__(
+        self, store: StoreLike | None, options: RecordOptions, respec: Respec | None = None
+    ) -> None:
         self._store = store
         self._options = options
+        self._respec = respec
+        self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
+        self._journal_tried = respec is None
         self._queue: deque[Exchange] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -97,6 +123,62 @@ class Handoff:
                     self._store = _default_store()
         return self._store
 
+    def start(self) -> None:
+        """Open the store's recorder and this process's journal; start the worker, which first
+        replays what dead processes journaled."""
+        self.store.recorder  # noqa: B018 - the property creates the recorder
+        self._open_journal()
+        if self._thread is None:
+            self._start()
+
+    def write_ahead(self, exchange: Exchange) -> None:
+        """Append ``exchange`` to the journal (opened on first use); never raises."""
+        if not self._journal_tried:
+            self._open_journal()
+        journal = self._journal
+        if journal is not None:
+            journal.append(exchange)
+
+    def _open_journal(self) -> None:
+        with self._journal_lock:
+            if self._journal_tried:
+                return
+            self._journal_tried = True
+            try:
+                folder = journal_folder(self.store)
+                if folder is not None:
+                    self._journal = Journal(folder)
+            except Exception as exc:
+                logger.error(
+                    "genstore: no write-ahead journal (%s): a killed process loses the records "
+                    "not yet saved",
+                    exc,
+                )
+
+    def _recover(self) -> None:
+        """Queue what the journals of dead processes hold (their files go once all are settled)."""
+        if self._respec is None:
+            return
+        try:
+            folder = journal_folder(self.store)
+            if folder is None:
+                return
+            count = 0
+            for recovered in recover(folder, self._respec):
+                with self._lock:
+                    self._busy += len(recovered.exchanges)
+                self._queue.extend(recovered.exchanges)
+                count += len(recovered.exchanges)
+        except Exception:
+            logger.exception("genstore: the journals of earlier processes could not be read")
+            return
+        if count:
+            logger.warning(
+                "genstore: %d answered requests recovered from the journal of a process that "
+                "stopped before recording them",
+                count,
+            )
+
     def submit(self, exchange: Exchange) -> None:
         """Queue ``exchange`` for recording; never blocks on I/O, never raises."""
         with self._lock:
@@ -110,6 +192,7 @@ class Handoff:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
+                self._busy += 1  # the recovery of dead processes' journals: flush waits for it
                 self._thread = threading.Thread(
                     target=self._run, name="genstore-asgi-handoff", daemon=True
                 )
@@ -117,6 +200,10 @@ class Handoff:
         _exit_hook.install()
 
     def _run(self) -> None:
+        try:
+            self._recover()
+        finally:
+            self._done(1)
         queue = self._queue
         while True:
             self._wake.clear()
@@ -133,14 +220,17 @@ class Handoff:
                 try:
                     self._record(exchange)
                 finally:
-                    with self._lock:
-                        self._busy -= 1
-                        if self._busy == 0:
-                            self._settled.notify_all()
+                    self._done(1)
             # Let the next exchanges gather before taking the GIL again: under load this thread
             # then wakes once per window, not once per request (each wake-up costs the event
             # loop a GIL hand-over). Submits during the window do not wake it.
             self._flushing.wait(BATCH_WINDOW)
+
+    def _done(self, count: int) -> None:
+        with self._lock:
+            self._busy -= count
+            if self._busy == 0:
+                self._settled.notify_all()
 
     def _record(self, exchange: Exchange) -> None:
         owned: list[str] = []
@@ -151,6 +241,7 @@ class Handoff:
                 request = to_record(exchange, self._options, owned)
             except InvalidInput as exc:
                 recorder.reject(exc, owned)
+                _settle(exchange)
                 return
             except Exception:
                 logger.exception(
@@ -160,11 +251,16 @@ class Handoff:
             if request is None:  # a poll of a running job: nothing to record, nothing to keep
                 for path in owned:
                     _unlink(path)
+                _settle(exchange)
                 return
-            recorder.submit_request(request, owned)
+            if exchange.settle is None:
+                recorder.submit_request(request, owned)
+            else:
+                recorder.submit_request(request, owned, settled=exchange.settle)
         except Exception:
             # Only reachable when the store itself cannot be reached (default store failing to
-            # open, or a recorder breaking its never-raise contract).
+            # open, or a recorder breaking its never-raise contract). The journal keeps the
+            # exchange for the next process.
             logger.exception("genstore: could not hand a record of %s over", exchange.path)
             exchange.discard()
             for path in owned:
@@ -204,8 +300,35 @@ class Handoff:
             logger.exception("genstore: flushing the recorder failed")
             return False
 
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's journal (and its lock) stay the parent's; the child
+        opens its own on first use, and starts its own worker."""
+        self._journal = None
+        self._journal_lock = threading.Lock()
+        self._journal_tried = self._respec is None
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._thread = None
+        self._queue.clear()
+        self._busy = 0
+
+
+def _settle(exchange: Exchange) -> None:
+    settle = exchange.settle
+    if settle is not None:
+        settle()
+
 
 _live: weakref.WeakSet[Handoff] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for handoff in list(_live):
+        handoff._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class _ExitHook:

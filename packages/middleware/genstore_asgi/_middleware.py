@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from datetime import UTC, datetime
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any, TypeAlias
 
 import anyio.to_thread
@@ -71,11 +70,15 @@ class RecordingMiddleware:
     ``max_body``: bodies beyond this are not recorded (the request is, without them).
     ``record_methods``: the HTTP methods recorded on matching routes (``JobComplete`` routes
     name their own: GET and POST).
+    ``write_ahead``: before a response's last chunk goes out, its exchange is appended to this
+    process's journal beside the recorder's spool (one write, no fsync; see ``_journal``), so a
+    process killed at any instant loses no answered request: the next process to start replays
+    what the journal holds. False keeps records in memory until saved (lost on SIGKILL).
 
     Everything else — non-HTTP scopes, other methods, unmatched paths — is passed straight to the
     app with the original ``receive`` and ``send``; only a lifespan's ``receive`` is watched: on
     ``lifespan.startup`` the store's recorder is started (so it replays what an earlier process
-    spooled), on ``lifespan.shutdown`` the pending records are drained into the recorder and
+    spooled or journaled), on ``lifespan.shutdown`` the pending records are drained into the recorder and
     flushed (up to ``shutdown_timeout`` seconds). The store itself is never closed.
     """
 
@@ -97,6 +100,7 @@ class RecordingMiddleware:
         base_url: str | None = None,
         spool_dir: str | None = None,
         shutdown_timeout: float = 10.0,
+        write_ahead: bool = True,
     ) -> None:
         self.app = app
         self.record_methods = frozenset(method.upper() for method in record_methods)
@@ -117,7 +121,7 @@ class RecordingMiddleware:
             limits=ParseLimits(max_body_in_memory, max_document, spool_dir),
             base_url=base_url.rstrip("/") if base_url else None,
         )
-        self.handoff = Handoff(store, options)
+        self.handoff = Handoff(store, options, self._respec if write_ahead else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -142,6 +146,15 @@ class RecordingMiddleware:
             logger.exception("genstore: the routes callable raised; not recording this request")
             return None
 
+    def _respec(self, method: str, path: str, operation_type: str, pattern: str) -> RouteSpec:
+        """The route a journaled request of an earlier process is recorded under: what the routes
+        say of it now, else a plain operation of the type it was recorded as."""
+        scope = {"type": "http", "method": method, "path": path, "headers": []}
+        spec = self._route(scope)
+        if spec is not None and method in spec.methods:
+            return spec
+        return RouteSpec(operation_type, frozenset({method}), pattern=pattern)
+
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def receive_lifespan() -> Message:
             message = await receive()
@@ -157,7 +170,7 @@ class RecordingMiddleware:
         # Made now rather than at the first recorded request, a recorder replays what an earlier
         # process left in the spool straight away, even if no request comes.
         try:
-            self.handoff.store.recorder  # noqa: B018 - the property creates the recorder
+            self.handoff.start()  # opens the store's recorder and this process's journal
         except Exception:
             logger.exception("genstore: the store's recorder could not be started")
 
@@ -182,6 +195,7 @@ class RecordingResponder:
         "app",
         "disconnected",
         "ended",
+        "exchange",
         "middleware",
         "receive",
         "request_tee",
@@ -214,6 +228,8 @@ class RecordingResponder:
         self.trailers = False
         self.disconnected = False
         self.submitted = False
+        self.exchange: Exchange | None = None
+        """Built and journaled when the response ended (5xx: before the app returned)."""
         self.skipped = False
         self.ended = False
         """The response was sent whole, and its record waits for the app to return (5xx: the
@@ -296,7 +312,11 @@ class RecordingResponder:
 
     def _ended(self) -> None:
         if self.status_code is not None and self.status_code >= 500:
-            self.ended = True  # finished when the app returns or raises (see __call__)
+            # Finished when the app returns or raises (see __call__), but journaled now: the
+            # client is about to have the whole answer.
+            self.ended = True
+            if not self.skipped:
+                self._write_ahead()
         else:
             self.finish()
 
@@ -329,7 +349,15 @@ class RecordingResponder:
         if self.skipped:  # a status not recorded (401, 429, ...): drop what was captured
             self.request_tee.discard()
             return
-        duration_ms = (perf_counter() - self.started) * 1000.0
+        exchange = self.exchange or self._write_ahead()
+        if exchange is None:
+            return
+        if error is not None:
+            exchange.error = error
+        self.middleware.handoff.submit(exchange)
+
+    def _write_ahead(self) -> Exchange | None:
+        """The exchange as it stands, written to the journal; None if it could not be built."""
         scope = self.scope
         try:
             exchange = Exchange(
@@ -342,21 +370,23 @@ class RecordingResponder:
                 query_string=scope.get("query_string", b""),
                 request_headers=list(scope.get("headers", ())),
                 request_body=self.request_tee.finish(),
-                created_at=datetime.now(UTC),
+                created_ns=time_ns(),
                 status_code=self.status_code,
                 response_type=self.response_type,
                 response_body=self.response_tee.finish() if self.response_tee else None,
                 response_stream=self.stream_tee.finish() if self.stream_tee else None,
-                error=error,
-                duration_ms=duration_ms,
+                duration_ms=(perf_counter() - self.started) * 1000.0,
                 user_id=self._user_id(scope),
             )
-            self.middleware.handoff.submit(exchange)
         except Exception:
             logger.exception("genstore: could not record a request to %s", scope.get("path"))
             self.request_tee.discard()
             if self.response_tee is not None:
                 self.response_tee.discard()
+            return None
+        self.exchange = exchange
+        self.middleware.handoff.write_ahead(exchange)
+        return exchange
 
     def _user_id(self, scope: Scope) -> str | None:
         user_id = self.middleware.user_id

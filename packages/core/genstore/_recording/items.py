@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .._save_request import JobCompletion, SaveRequest
@@ -27,11 +27,25 @@ class Item:
     fetched: bool = False
     """Set once its result URLs were downloaded (or tried): it is not sent to download again."""
     copied: threading.Event = field(default_factory=threading.Event)
+    settled: Callable[[], None] | None = None
+    """Called once the record is saved, spooled or refused (a write-ahead journal's entry can go
+    then); never when it is dropped, so the journal keeps what nothing else could."""
 
     @classmethod
-    def of(cls, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]]) -> Item:
+    def of(
+        cls,
+        request: Recordable,
+        owned_paths: Sequence[str | os.PathLike[str]],
+        settled: Callable[[], None] | None = None,
+    ) -> Item:
         """``request`` with its operation id and creation time chosen, so replays stay one record."""
-        return cls(request.for_later(), tuple(os.fspath(p) for p in owned_paths))
+        return cls(request.for_later(), tuple(os.fspath(p) for p in owned_paths), settled=settled)
+
+    def settle(self) -> None:
+        """Call ``settled`` (once)."""
+        settled, self.settled = self.settled, None
+        if settled is not None:
+            settled()
 
     @property
     def key(self) -> str:

@@ -26,7 +26,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,7 +196,11 @@ class Recorder(RecorderWorker):
         unlink_all([os.fspath(p) for p in owned_paths])
 
     def submit_request(
-        self, request: Recordable, owned_paths: Sequence[str | os.PathLike[str]] = ()
+        self,
+        request: Recordable,
+        owned_paths: Sequence[str | os.PathLike[str]] = (),
+        *,
+        settled: Callable[[], None] | None = None,
     ) -> None:
         """Save ``request`` (or complete the job of a ``JobCompletion``) in the background. Never raises, never waits for the store.
 
@@ -206,10 +210,11 @@ class Recorder(RecorderWorker):
         is chosen now, so replays never duplicate (a caller's ``idempotency_key`` is kept too);
         ``created_at`` defaults to now, so a replayed record keeps its time. When the queue is full (the store is slower
         than the traffic), the record is spooled in the calling thread: a local disk write
-        instead of a lost record.
+        instead of a lost record. ``settled`` is called once the record is saved, spooled or
+        refused, never if it is dropped (a write-ahead journal then keeps its copy).
         """
         try:
-            item = Item.of(request, owned_paths)
+            item = Item.of(request, owned_paths, settled)
             if self._thread is None:
                 self.start()
             with self._lock:  # atomic with close(): nothing is queued once it has drained

@@ -234,6 +234,7 @@ class RecorderWorker:
         if copy_taken:  # close() is copying our files into the spool: let it finish first
             item.copied.wait(30.0)
         unlink_all(item.owned)
+        item.settle()
 
     def _to_spool(self, item: Item, *, fetch: bool = True) -> None:
         """Spool ``item``; ``fetch``: download its result URLs into the spool first (they expire,
@@ -249,10 +250,12 @@ class RecorderWorker:
         except InvalidInput as exc:
             logger.warning("genstore: record cannot be spooled (%s): %s", item.key, exc)
             self._count("rejected")
+            item.settle()
         except Exception:
             logger.exception("genstore: spool %s failed; record dropped", self._spool.path)
             self._count("dropped")
         else:
+            item.settle()
             with self._lock:
                 self._counts["spooled"] += 1
                 self._waiting.append(ulid)
@@ -280,6 +283,7 @@ class RecorderWorker:
                 logger.exception("genstore: could not spool the record being saved at close")
             else:
                 self._count("spooled")
+                item.settle()
                 logger.info("genstore: spooled record %s while its save still runs", ulid)
             finally:
                 item.copied.set()
