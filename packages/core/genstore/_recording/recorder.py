@@ -10,8 +10,10 @@ replay finds the record if an earlier attempt saved it and never duplicates it. 
 earlier process are replayed on start. ``store.close()``, ``close()`` and interpreter exit drain
 the queue within a timeout and leave the rest spooled.
 
-What can still be lost: records in the in-memory queue or the batch being saved when the process
-is killed (SIGKILL, power loss); both are normally empty within milliseconds. Everything spooled
+What a killed process (SIGKILL) loses: nothing the ASGI middleware recorded, which journals each
+exchange before answering and passes ``settled`` here so the journal keeps it until it is saved or
+spooled; records submitted directly (``@genstore.record``, ``submit``) that were still in the
+in-memory queue or the batch being saved (normally empty within milliseconds). Everything spooled
 survives.
 
 The worker loop, replay and backoff live in ``worker``; a queued record in ``items``; the
