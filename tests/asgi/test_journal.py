@@ -31,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
-from asgi.support import http_scope, request_messages
+from asgi.support import http_scope, request_messages, wait_for
 
 ROUTE = "/api/generate/text-to-image"
 SPEC = RouteSpec("text_to_image", frozenset({"POST"}), pattern=ROUTE)
@@ -162,7 +162,9 @@ def test_a_payload_that_is_no_entry_is_a_value_error(payload: bytes) -> None:
 # -- the file's life ----------------------------------------------------------------------------
 
 
-def test_the_journal_is_private_and_empties_once_every_entry_is_settled(tmp_path: Path) -> None:
+def test_the_journal_is_private_and_empties_once_every_entry_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal = Journal(tmp_path / "journal")
     exchanges = [exchange(n) for n in range(3)]
     for item in exchanges:
@@ -175,9 +177,27 @@ def test_the_journal_is_private_and_empties_once_every_entry_is_settled(tmp_path
         assert item.settle is not None
         item.settle()
         item.settle()  # twice is once
-    assert path.stat().st_size > 0  # one entry still waits
+    monkeypatch.setattr(_journal, "TIDY_AFTER", 0.0)
+    assert journal.tidy() == 0.0  # one entry still waits: kept, and looked at again later
     assert exchanges[2].settle is not None
     exchanges[2].settle()
+    assert path.stat().st_size > 0  # small: emptied by the idle worker's tidy, not at once
+    assert journal.tidy() is None
+    assert path.stat().st_size == 0
+    assert journal.tidy() is None  # nothing to look at until the next entry
+    journal.close()
+
+
+def test_a_settled_file_past_truncate_at_is_emptied_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_journal, "TRUNCATE_AT", 1)
+    journal = Journal(tmp_path)
+    item = exchange()
+    journal.append(item)
+    (path,) = wal_files(tmp_path)
+    assert item.settle is not None
+    item.settle()
     assert path.stat().st_size == 0
     journal.close()
 
@@ -292,8 +312,9 @@ async def post(app: RecordingMiddleware, path: str, prompt: str, on_last: Any = 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/fail"])
 def test_the_exchange_is_on_disk_before_the_last_chunk_goes_out(
-    store: genstore.Store, path: str
+    store: genstore.Store, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_journal, "TIDY_AFTER", 0.05)  # the idle hand-off empties it soon
     app = middleware(store)
     seen: list[bytes] = []
 
@@ -306,7 +327,7 @@ def test_the_exchange_is_on_disk_before_the_last_chunk_goes_out(
     assert app.flush(30)
     (record,) = store.iter_operations()
     assert record.prompt == "on disk"
-    assert [p.stat().st_size for p in wal_files(journal_folder(store))] == [0]
+    assert wait_for(lambda: [p.stat().st_size for p in wal_files(journal_folder(store))] == [0])
 
 
 def test_no_write_ahead_writes_no_journal(store: genstore.Store) -> None:

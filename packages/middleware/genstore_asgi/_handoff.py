@@ -209,7 +209,7 @@ class Handoff:
             self._wake.clear()
             self._sleeping = True
             if not queue:  # checked after _sleeping is set: a submit in between wakes us
-                self._wake.wait()
+                self._wake.wait(self._tidy())
             self._sleeping = False
             batch = 0
             while queue:
@@ -225,6 +225,11 @@ class Handoff:
             # then wakes once per window, not once per request (each wake-up costs the event
             # loop a GIL hand-over). Submits during the window do not wake it.
             self._flushing.wait(BATCH_WINDOW)
+
+    def _tidy(self) -> float | None:
+        """Let the journal empty a settled file; how long the idle worker may sleep."""
+        journal = self._journal
+        return None if journal is None else journal.tidy()
 
     def _done(self, count: int) -> None:
         with self._lock:

@@ -9,8 +9,11 @@ not copied. Of the request headers only ``content-type`` and ``idempotency-key``
 record needs no other; credentials never reach the journal).
 
 An entry is *settled* once its record is saved, spooled or refused. A file whose entries are all
-settled is emptied (``ftruncate``); past ``ROTATE_AT`` bytes a new file is started (by the thread
-that settles, never on the request path) and the old one is deleted once its entries are settled.
+settled is emptied (``ftruncate``) once it holds ``TRUNCATE_AT`` bytes, or when it stayed settled
+for ``TIDY_AFTER`` seconds (``tidy``, called by the hand-off's idle worker): truncating after every
+request would cost each write a fresh block. Past ``ROTATE_AT`` bytes a new file is started (by the
+thread that settles, never on the request path) and the old one is deleted once its entries are
+settled. A crash replays at most those settled entries again, and they find their records by id.
 
 A process starting beside files whose lock is free (their process died) replays their entries
 through its own hand-off (``recover``). Each entry carries a seed from which its record's operation
@@ -26,6 +29,7 @@ import os
 import secrets
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +54,10 @@ logger = logging.getLogger(__name__)
 
 ROTATE_AT = 4 * 1024 * 1024
 """Bytes after which a busy journal file is replaced by a new one."""
+TRUNCATE_AT = 64 * 1024
+"""Bytes from which a file whose entries are all settled is emptied at once."""
+TIDY_AFTER = 1.0
+"""Seconds after which a smaller file whose entries are all settled is emptied (``tidy``)."""
 FORMAT = 1
 """The entry layout's version (the first value of every entry)."""
 SUFFIX = ".wal"
@@ -88,6 +96,8 @@ class Journal:
         self._files = 0
         self._current = self._new_file()
         self._failed = False
+        self._settled_at: float | None = None
+        """When the current file's entries were last all settled while it kept some bytes."""
         self._packer = msgpack.Packer()
         """Used under ``_lock`` only (a packer is not thread-safe)."""
 
@@ -147,12 +157,33 @@ class Journal:
                 return
             if file.sealed:
                 _remove(file)
-            elif file.size:
-                try:
-                    os.ftruncate(file.fd, 0)
-                    file.size = 0
-                except OSError as exc:
-                    self._warn(exc)
+            elif file.size >= TRUNCATE_AT:
+                self._truncate(file)
+            elif file.size and self._settled_at is None:
+                self._settled_at = time.monotonic()
+
+    def tidy(self) -> float | None:
+        """Empty the current file if its entries have all been settled for ``TIDY_AFTER``
+        seconds; the seconds until it should be called again (None: the file is empty)."""
+        with self._lock:
+            file, since = self._current, self._settled_at
+            if not file.size:
+                return None
+            if file.outstanding or since is None:
+                return TIDY_AFTER
+            left = since + TIDY_AFTER - time.monotonic()
+            if left > 0:
+                return left
+            self._truncate(file)
+            return None
+
+    def _truncate(self, file: _File) -> None:
+        self._settled_at = None
+        try:
+            os.ftruncate(file.fd, 0)
+            file.size = 0
+        except OSError as exc:
+            self._warn(exc)
 
     def _rotate(self) -> None:
         try:
