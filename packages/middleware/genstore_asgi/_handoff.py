@@ -290,7 +290,8 @@ class Handoff:
         return True
 
     def drain(self, timeout: float) -> bool:
-        """Wait until every queued exchange reached the recorder, then flush the recorder.
+        """Wait until every queued exchange reached the recorder, then flush the recorder (and
+        empty the journal, whose entries are then all settled).
 
         True when both finished within ``timeout`` seconds.
         """
@@ -300,10 +301,14 @@ class Handoff:
         if self._store is None and self._thread is None:
             return True  # nothing was ever recorded: do not open the default store for nothing
         try:
-            return self.store.recorder.flush(max(0.0, deadline - time.monotonic()))
+            flushed = self.store.recorder.flush(max(0.0, deadline - time.monotonic()))
         except Exception:
             logger.exception("genstore: flushing the recorder failed")
             return False
+        journal = self._journal
+        if flushed and journal is not None:
+            journal.tidy(at_once=True)  # every record is saved or spooled: the raw copy goes
+        return flushed
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's journal (and its lock) stay the parent's; the child

@@ -15,6 +15,10 @@ request would cost each write a fresh block. Past ``ROTATE_AT`` bytes a new file
 thread that settles, never on the request path) and the old one is deleted once its entries are
 settled. A crash replays at most those settled entries again, and they find their records by id.
 
+The journal holds the exchange as received (redaction happens when the record is built, off the
+request path): the raw copy lives in a private file for about a second after its record is saved
+or spooled, and is gone at once after ``flush`` and at a normal exit, which flushes.
+
 A process starting beside files whose lock is free (their process died) replays their entries
 through its own hand-off (``recover``). Each entry carries a seed from which its record's operation
 id is drawn, so an entry whose record was saved before the crash finds that record again instead of
@@ -162,16 +166,17 @@ class Journal:
             elif file.size and self._settled_at is None:
                 self._settled_at = time.monotonic()
 
-    def tidy(self) -> float | None:
+    def tidy(self, *, at_once: bool = False) -> float | None:
         """Empty the current file if its entries have all been settled for ``TIDY_AFTER``
-        seconds; the seconds until it should be called again (None: the file is empty)."""
+        seconds (``at_once``: if they are all settled); the seconds until it should be called
+        again (None: the file is empty)."""
         with self._lock:
             file, since = self._current, self._settled_at
             if not file.size:
                 return None
-            if file.outstanding or since is None:
+            if file.outstanding or (since is None and not at_once):
                 return TIDY_AFTER
-            left = since + TIDY_AFTER - time.monotonic()
+            left = 0.0 if at_once or since is None else since + TIDY_AFTER - time.monotonic()
             if left > 0:
                 return left
             self._truncate(file)
