@@ -406,3 +406,29 @@ def test_a_crash_before_saving_records_every_answered_request_on_restart(
     assert records["failed"].status == "failed"
     assert records["lost-0"].request is not None
     assert records["lost-0"].request.status_code == 200
+
+
+def test_a_forked_child_journals_in_its_own_file_and_never_holds_the_parents(
+    store: genstore.Store,
+) -> None:
+    app = middleware(store)
+    asyncio.run(post(app, "/api/generate", "parent"))  # the parent's journal is open
+    parent = app.handoff._journal
+    assert parent is not None
+    pid = os.fork()
+    if pid == 0:  # the child: one request, then a death without any clean-up
+        code = 1
+        try:
+            app.handoff._record = lambda exchange: None  # type: ignore[method-assign]
+            asyncio.run(post(app, "/api/generate", "child"))
+            child = app.handoff._journal
+            code = 0 if child is not None and child is not parent else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert app.flush(30)
+    # The child is dead: its file is recovered; the parent's stays locked by the parent alone.
+    (recovered,) = recover(journal_folder(store), plain)
+    assert recovered.path.name.startswith(f"{pid}-")
+    assert [json.loads(e.request_body.read())["prompt"] for e in recovered.exchanges] == ["child"]

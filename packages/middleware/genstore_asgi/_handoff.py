@@ -313,6 +313,8 @@ class Handoff:
     def _after_fork(self) -> None:
         """In a forked child: the parent's journal (and its lock) stay the parent's; the child
         opens its own on first use, and starts its own worker."""
+        if self._journal is not None:
+            self._journal.forget()
         self._journal = None
         self._journal_lock = threading.Lock()
         self._journal_tried = self._respec is None

@@ -98,6 +98,8 @@ class Journal:
         self._lock = threading.Lock()
         self._seq = 0
         self._files = 0
+        self._sealed: list[_File] = []
+        """Earlier files with entries not settled yet."""
         self._current = self._new_file()
         self._failed = False
         self._settled_at: float | None = None
@@ -131,7 +133,7 @@ class Journal:
                 if written != len(frame):  # disk full mid-frame: take the torn part back
                     os.ftruncate(file.fd, file.size)
                     raise OSError(f"short write ({written} of {len(frame)} bytes)")
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, TypeError) as exc:  # TypeError: a value msgpack lacks
                 self._warn(exc)
                 return
             file.size += written
@@ -160,6 +162,7 @@ class Journal:
                     self._rotate()
                 return
             if file.sealed:
+                self._sealed.remove(file)
                 _remove(file)
             elif file.size >= TRUNCATE_AT:
                 self._truncate(file)
@@ -197,12 +200,22 @@ class Journal:
             self._warn(exc)
             return
         self._current.sealed = True
+        self._sealed.append(self._current)
         self._current = fresh
 
     def close(self) -> None:
         """Release the files (entries not settled stay for the next process to recover)."""
-        with self._lock, contextlib.suppress(OSError):
-            os.close(self._current.fd)
+        with self._lock:
+            for file in (*self._sealed, self._current):
+                with contextlib.suppress(OSError):
+                    os.close(file.fd)
+
+    def forget(self) -> None:
+        """In a forked child: close the inherited descriptors (the files and their locks stay
+        the parent's; closing a copy releases nothing while the parent holds its own)."""
+        for file in (*self._sealed, self._current):
+            with contextlib.suppress(OSError):
+                os.close(file.fd)
 
 
 class _Once:
