@@ -25,12 +25,21 @@ from ._results import NO_RESULT, Answer, read_answer
 from ._routes import JobComplete, JobStart, RouteSpec
 from ._stream import StreamEvents
 
-__all__ = ["Exchange", "RecordOptions", "media_type_of", "minimal_record", "to_record"]
+__all__ = [
+    "RECORD_HEADERS",
+    "Exchange",
+    "RecordOptions",
+    "media_type_of",
+    "minimal_record",
+    "to_record",
+]
 
 logger = logging.getLogger(__name__)
 
 _MAX_KEY = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RECORD_HEADERS = frozenset({b"content-type", b"idempotency-key"})
+"""The request headers a record reads; no other is kept (nor journaled): credentials stay out."""
 
 
 @dataclass(slots=True)
@@ -73,6 +82,7 @@ class Exchange:
     root_path: str
     query_string: bytes
     request_headers: Sequence[tuple[bytes, bytes]]
+    """Only those of ``RECORD_HEADERS``."""
     request_body: CapturedBody
     created_ns: int
     """When the request was answered: ``time.time_ns()`` (exact in the journal, cheap to take)."""

@@ -5,8 +5,8 @@ an exclusive ``flock`` on it for as long as it lives. An entry is one ``write`` 
 cache, never fsynced (``SIGKILL`` loses nothing written; power loss may): a frame of 8 bytes
 (payload length, CRC-32) then a ``marshal``-ed tuple of plain values (bytes, str, numbers; loading
 it runs no code, unlike pickle). Bodies the tee already spooled to a file are referenced by path,
-not copied. Of the request headers only ``content-type`` and ``idempotency-key`` are kept (the
-record needs no other; credentials never reach the journal).
+not copied. An exchange carries only the request headers its record reads (``content-type``,
+``idempotency-key``), so credentials in headers never reach the journal.
 
 An entry is *settled* once its record is saved, spooled or refused. A file whose entries are all
 settled is emptied (``ftruncate``) once it holds ``TRUNCATE_AT`` bytes, or when it stayed settled
@@ -43,7 +43,7 @@ from typing import Any
 import msgpack
 
 from ._capture import CapturedBody
-from ._exchange import Exchange
+from ._exchange import RECORD_HEADERS, Exchange
 from ._routes import RouteSpec
 from ._stream import StreamEvents
 
@@ -67,7 +67,6 @@ FORMAT = 1
 SUFFIX = ".wal"
 
 _HEADER = struct.Struct("<II")
-_KEPT_HEADERS = (b"content-type", b"idempotency-key")
 
 Respec = Callable[[str, str, str, str], RouteSpec]
 """``respec(method, path, operation_type, pattern)``: the route spec a recovered entry is
@@ -269,7 +268,7 @@ def entry(exchange: Exchange, seed: bytes) -> tuple[Any, ...]:
         exchange.server,
         exchange.root_path,
         exchange.query_string,
-        [(k, v) for k, v in exchange.request_headers if k.lower() in _KEPT_HEADERS],
+        exchange.request_headers,
         _body(exchange.request_body),
         exchange.status_code,
         exchange.response_type,
@@ -317,7 +316,7 @@ def decode(payload: bytes, respec: Respec) -> Exchange:
         server=(str(server[0]), server[1]) if server is not None else None,
         root_path=str(root_path),
         query_string=bytes(query),
-        request_headers=[(bytes(k), bytes(v)) for k, v in headers],
+        request_headers=[(bytes(k), bytes(v)) for k, v in headers if k in RECORD_HEADERS],
         request_body=_captured(request) or CapturedBody(),
         created_ns=created_ns,
         status_code=None if status is None else int(status),

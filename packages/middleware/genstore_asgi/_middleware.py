@@ -12,7 +12,7 @@ from genstore._recording.rules import Redact, Redactor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._capture import BodyTee
-from ._exchange import Exchange, RecordOptions, media_type_of
+from ._exchange import RECORD_HEADERS, Exchange, RecordOptions, media_type_of
 from ._extract import ResultExtractor, default_result_extractor
 from ._handoff import Handoff, StoreLike
 from ._parse import ParseLimits
@@ -368,7 +368,9 @@ class RecordingResponder:
                 server=scope.get("server"),
                 root_path=scope.get("root_path", ""),
                 query_string=scope.get("query_string", b""),
-                request_headers=list(scope.get("headers", ())),
+                request_headers=[
+                    (k, v) for k, v in scope.get("headers", ()) if k.lower() in RECORD_HEADERS
+                ],
                 request_body=self.request_tee.finish(),
                 created_ns=time_ns(),
                 status_code=self.status_code,
