@@ -1,8 +1,12 @@
-"""The recorders' counters as metrics, read when they are collected (nothing is added to the save
-path): ``snapshot`` sums every open recorder of the process; ``register_opentelemetry`` exports
-them as OpenTelemetry observable instruments. It is called when a store's recorder is made and does
-nothing unless ``opentelemetry-api`` is installed (``pip install 'genstore-core[otel]'``). The
-reference service serves the same counters in Prometheus' format at ``/metrics``.
+"""The recorders' counters and save-latency histogram as metrics.
+
+The counters are read when they are collected (nothing is added to the save path): ``snapshot``
+sums every open recorder of the process, ``save_latency`` their histograms.
+``register_opentelemetry`` exports the counters as OpenTelemetry observable instruments and the
+latency as a Histogram, which the worker feeds through ``record_save_seconds`` (OpenTelemetry has
+no observable histogram). It is called when a store's recorder is made and does nothing unless
+``opentelemetry-api`` is installed (``pip install 'genstore-core[otel]'``). The reference service
+serves the same metrics in Prometheus' format at ``/metrics``.
 """
 
 from __future__ import annotations
@@ -15,22 +19,31 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .hooks import _live
+from .latency import SAVE_SECONDS_BUCKETS, LatencySnapshot
 
-__all__ = ["METRICS", "Metric", "register_opentelemetry", "snapshot"]
+__all__ = [
+    "METRICS",
+    "SAVE_DURATION",
+    "Metric",
+    "record_save_seconds",
+    "register_opentelemetry",
+    "save_latency",
+    "snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One counter of ``RecorderCounters``, as exported."""
+    """One metric of the recorders, as exported."""
 
     field: str
-    """The ``RecorderCounters`` field."""
+    """The ``RecorderCounters`` field (``save_latency``: the ``Recorder`` property)."""
     name: str
     """The metric's name (OpenTelemetry; Prometheus adds ``_total`` to counters)."""
     kind: str
-    """``counter`` (only grows) or ``gauge``."""
+    """``counter`` (only grows), ``gauge`` or ``histogram``."""
     description: str
 
 
@@ -41,9 +54,25 @@ METRICS = (
     Metric("dropped", "genstore.recorder.dropped", "counter", "records neither saved nor spooled"),
     Metric("rejected", "genstore.recorder.rejected", "counter", "records refused as invalid"),
     Metric("quarantined", "genstore.recorder.quarantined", "counter", "records set aside"),
+    Metric(
+        "download_failures",
+        "genstore.recorder.download_failures",
+        "counter",
+        "result downloads that failed",
+    ),
     Metric("pending", "genstore.recorder.pending", "gauge", "records queued or being saved"),
+    Metric("queued", "genstore.recorder.queued", "gauge", "records waiting in the queue"),
 )
-"""What is exported, in order."""
+"""The counters and gauges exported, in order."""
+
+SAVE_DURATION = Metric(
+    "save_latency",
+    "genstore.recorder.save.duration",
+    "histogram",
+    "wall time of each save the recorder attempted, per record (seconds)",
+)
+"""The save-latency histogram (unit ``s``; Prometheus: ``genstore_recorder_save_duration_seconds``,
+buckets ``latency.SAVE_SECONDS_BUCKETS``)."""
 
 
 def snapshot() -> dict[str, int]:
@@ -59,8 +88,31 @@ def snapshot() -> dict[str, int]:
     return totals
 
 
+def save_latency() -> LatencySnapshot:
+    """The save-latency histograms of the process's open recorders, added up."""
+    total = LatencySnapshot()
+    for recorder in list(_live):
+        latency = getattr(recorder, "save_latency", None)
+        if isinstance(latency, LatencySnapshot):
+            total = total + latency
+    return total
+
+
 _registered: set[int] = set()
 _lock = threading.Lock()
+_histograms: tuple[Any, ...] = ()
+"""The OpenTelemetry Histogram of each provider registered (replaced whole, never changed)."""
+
+
+def record_save_seconds(seconds: float, records: int = 1) -> None:
+    """Record ``records`` saves of ``seconds`` each into every registered OpenTelemetry Histogram
+    (the worker calls it; nothing to do until ``register_opentelemetry`` has run)."""
+    for histogram in _histograms:
+        try:
+            for _ in range(records):
+                histogram.record(seconds)
+        except Exception:  # metrics must never break the worker
+            logger.exception("genstore: recording a save's duration failed")
 
 
 def register_opentelemetry(meter_provider: Any = None) -> bool:
@@ -83,7 +135,23 @@ def register_opentelemetry(meter_provider: Any = None) -> bool:
             else meter.create_observable_gauge
         )
         make(metric.name, callbacks=[_observer(otel, metric.field)], description=metric.description)
+    _add_histogram(meter)
     return True
+
+
+def _add_histogram(meter: Any) -> None:
+    global _histograms
+    described = {"unit": "s", "description": SAVE_DURATION.description}
+    try:
+        histogram = meter.create_histogram(
+            SAVE_DURATION.name,
+            explicit_bucket_boundaries_advisory=SAVE_SECONDS_BUCKETS,
+            **described,
+        )
+    except TypeError:  # opentelemetry-api before 1.23 takes no bucket advice
+        histogram = meter.create_histogram(SAVE_DURATION.name, **described)
+    with _lock:
+        _histograms = (*_histograms, histogram)
 
 
 def _observer(otel: Any, field: str) -> Callable[[Any], Iterable[Any]]:

@@ -38,6 +38,7 @@ from ..exceptions import GenstoreError, InvalidInput
 from ..plugin import BlobStore
 from .hooks import _live
 from .items import Item, Recordable, unlink_all
+from .latency import LatencySnapshot
 from .spool import Spool, SpoolStatus
 from .worker import RecorderWorker, SaveTarget
 
@@ -69,8 +70,13 @@ class RecorderCounters:
     quarantined: int = 0
     """Spooled records set aside after failing for their own content several times
     (``genstore spool status`` lists them; ``spool retry``/``purge``)."""
+    download_failures: int = 0
+    """Result downloads that failed (deadline, refused address, HTTP error, too large...): the
+    worker's downloads before a save and the result URLs fetched into the spool."""
     pending: int = 0
-    """Records in the queue or being saved right now."""
+    """Records in the queue, downloading their results, or being saved right now."""
+    queued: int = 0
+    """Records waiting in the queue right now (the queue depth; at most ``queue_size``)."""
 
 
 class RecordTarget(SaveTarget, Protocol):
@@ -237,7 +243,14 @@ class Recorder(RecorderWorker):
     def counters(self) -> RecorderCounters:
         """What was recorded, spooled, replayed, dropped, rejected so far; what is pending."""
         with self._lock:
-            return RecorderCounters(pending=self._pending, **self._counts)
+            queued = self._queue.qsize()
+            return RecorderCounters(pending=self._pending, queued=queued, **self._counts)
+
+    @property
+    def save_latency(self) -> LatencySnapshot:
+        """How long each save the worker attempted took (a histogram; see ``latency``)."""
+        with self._lock:
+            return self._latency.snapshot()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every submitted record is saved or spooled; False if ``timeout`` ran out."""

@@ -26,6 +26,8 @@ from .._save_request import JobCompletion, SaveRequest
 from ..exceptions import BackendUnavailable, InvalidInput
 from .downloads import Downloads, needs_download
 from .items import Item, Recordable, unlink_all
+from .latency import SaveLatency
+from .metrics import record_save_seconds
 from .spool import ClaimedRecord, Spool
 
 # The recorder's messages keep the one logger name they had before its modules were split.
@@ -83,13 +85,15 @@ class RecorderWorker:
         self._queue: queue.Queue[Item | None] = queue.Queue(maxsize=self._queue_size)
         self._counts = {name: 0 for name in ("recorded", "spooled", "replayed", "dropped")}
         self._counts["rejected"] = self._counts["quarantined"] = 0
+        self._counts["download_failures"] = 0
+        self._latency = SaveLatency()
         self._pending = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._inflight: list[Item] = []
         self._prefetching: set[Item] = set()
-        self._downloads = Downloads(self._spool.path / "downloads", self._target.fetch)
+        self._downloads = Downloads(self._spool.path / "downloads", self._fetch)
         self._failures = 0
         self._retry_at = 0.0
         self._waiting: deque[str] = deque()
@@ -194,10 +198,12 @@ class RecorderWorker:
         if len(batch) > 1 and not self._store_down():
             # One catalog transaction for them all, instead of one commit per record.
             requests = [item.request for item in batch if isinstance(item.request, SaveRequest)]
+            started = time.perf_counter()
             try:
                 outcomes = self._target.save_batch(requests)
             except Exception as exc:  # the batch call itself failed: every item goes on later
                 outcomes = [exc] + [None] * (len(batch) - 1)
+            self._observe_save(started, sum(outcome is not None for outcome in outcomes))
             for item, result in zip(batch, outcomes, strict=True):
                 self._settle(item, result)
             items = [item for item in items if not isinstance(item.request, SaveRequest)]
@@ -206,7 +212,7 @@ class RecorderWorker:
                 self._to_spool(item)
                 continue
             try:
-                outcome: SaveResult | Exception = apply(self._target, item.request)
+                outcome: SaveResult | Exception = self._apply(item.request)
             except Exception as exc:
                 outcome = exc
             self._settle(item, outcome)
@@ -245,7 +251,7 @@ class RecorderWorker:
             self._finish(item)
             return
         try:
-            fetcher = self._target.fetch if fetch else None
+            fetcher = self._fetch if fetch else None
             ulid = self._spool.write(item.request, owned=item.owned, fetch=fetcher)
         except InvalidInput as exc:
             logger.warning("genstore: record cannot be spooled (%s): %s", item.key, exc)
@@ -337,7 +343,7 @@ class RecorderWorker:
             self._retries.pop(ulid, None)
             return "gone"
         try:
-            apply(self._target, claimed.request)
+            self._apply(claimed.request)
         except InvalidInput as exc:
             logger.warning("genstore: spooled record %s rejected by the store: %s", ulid, exc)
             self._count("rejected")
@@ -374,6 +380,36 @@ class RecorderWorker:
                      ulid, QUARANTINE_AFTER, exc)  # fmt: skip
         self._count("quarantined")
         return "quarantined"
+
+    # -- timing and counting the store's work -----------------------------------------------------
+
+    def _apply(self, request: Recordable) -> SaveResult:
+        """``apply``, timed into the save-latency histogram (whatever its outcome)."""
+        started = time.perf_counter()
+        try:
+            return apply(self._target, request)
+        finally:
+            self._observe_save(started)
+
+    def _observe_save(self, started: float, records: int = 1) -> None:
+        """Observe ``records`` saves done together since ``started``, each its equal share."""
+        if records <= 0:
+            return
+        share = (time.perf_counter() - started) / records
+        with self._lock:
+            self._latency.observe(share, records)
+        record_save_seconds(share, records)
+
+    def _fetch(self, url: str, path: Path) -> str | None:
+        """The store's ``fetch``, counting the downloads that failed."""
+        try:
+            error = self._target.fetch(url, path)
+        except Exception:
+            self._count("download_failures")
+            raise
+        if error is not None:
+            self._count("download_failures")
+        return error
 
     # -- backoff and bookkeeping ------------------------------------------------------------------
 
