@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -98,17 +98,21 @@ def test_the_publishable_key_names_the_issuer_every_token_must_carry(
 @pytest.mark.parametrize(
     ("claims", "expected"),
     [
-        ({"exp": int(time.time()) - 60}, "expired"),
-        ({"exp": None}, "exp"),
-        ({"nbf": int(time.time()) + 600}, "not yet valid"),
-        ({"sub": None}, "sub"),
-        ({"azp": "https://evil.test"}, "azp"),
-        ({"sts": "pending"}, "pending"),
+        (lambda now: {"exp": now - 60}, "expired"),
+        (lambda now: {"exp": None}, "exp"),
+        (lambda now: {"nbf": now + 600}, "not yet valid"),
+        (lambda now: {"sub": None}, "sub"),
+        (lambda now: {"azp": "https://evil.test"}, "azp"),
+        (lambda now: {"sts": "pending"}, "pending"),
     ],
 )
-def test_claims_are_checked(key: SigningKey, claims: dict[str, Any], expected: str) -> None:
+def test_claims_are_checked(
+    key: SigningKey, claims: Callable[[int], dict[str, Any]], expected: str
+) -> None:
+    # Times are taken when the test runs, not when it is collected: a long suite must not
+    # reach a "not yet valid" token's start.
     env = {"CLERK_JWT_KEY": key.public_pem(), "CLERK_AUTHORIZED_PARTIES": f"{AZP}, https://x"}
-    assert expected in reason(Authenticator.from_env(env), key.token(**claims))
+    assert expected in reason(Authenticator.from_env(env), key.token(**claims(int(time.time()))))
 
 
 def test_azp_is_accepted_when_listed_or_absent(key: SigningKey) -> None:
