@@ -46,3 +46,11 @@ def test_a_valid_row_round_trips_and_an_image_is_named_user_slash_image() -> Non
     assert (raised.value.key, raised.value.kind) == ("alice/img_1", "image")
     assert "(and " in str(raised.value)  # several fields missing: the first, and a count
     assert not parses(ImageRecord, "{}")
+
+
+def test_a_parsed_jsonb_object_is_read_as_the_record_it_holds() -> None:
+    row = RECORD.model_dump(mode="json")
+    assert load_operation(row, operation_id=RECORD.operation_id, where="w") == RECORD
+    assert parses(OperationRecord, row) and not parses(ImageRecord, row)
+    with pytest.raises(CorruptRecord, match="status"):
+        load_operation(row | {"status": "maybe"}, operation_id="op", where="w")

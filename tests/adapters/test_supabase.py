@@ -29,6 +29,7 @@ from genstore import (
     AuthError,
     BackendUnavailable,
     ConfigurationError,
+    CorruptRecord,
     ImageRecord,
     ImageStatus,
     InvalidInput,
@@ -689,7 +690,7 @@ def test_operations_round_trip_exactly(catalog: SupabaseCatalog, fake: FakeSupab
     changed = record.model_copy(update={"error": "later", "status": OperationStatus.FAILED})
     catalog.upsert_operation(changed)
     assert catalog.get_operation(record.operation_id) == changed
-    row = fake.tables["genstore_operations"][(record.operation_id,)]
+    row = fake.tables["genstore_operations"][(catalog.store, record.operation_id)]
     assert (row["status"], row["user_id"], row["created_at"]) == (
         "failed",
         record.user_id,
@@ -804,6 +805,28 @@ def test_image_keyset_scan_survives_any_text(
     assert list(catalog.image_ids()) == sorted(pairs)
 
 
+def test_a_row_that_does_not_parse_is_corrupt_record_naming_it(
+    catalog: SupabaseCatalog, fake: FakeSupabase
+) -> None:
+    catalog.upsert_operation(op(1))
+    catalog.upsert_operation(op(2))
+    catalog.upsert_image(image("alice", 1))
+    assert list(catalog.unreadable_rows()) == []
+    operations, images = fake.tables["genstore_operations"], fake.tables["genstore_images"]
+    operations[(catalog.store, op(1).operation_id)]["record"] = {"operation_id": "x"}
+    images[(catalog.store, "alice", "img_0001")]["record"] = [1]  # jsonb: any JSON value
+    with pytest.raises(CorruptRecord) as raised:
+        catalog.query_operations(HistoryQuery())
+    assert (raised.value.key, raised.value.kind) == (op(1).operation_id, "operation")
+    assert "Supabase catalog" in str(raised.value) and "validation error" not in str(raised.value)
+    with pytest.raises(CorruptRecord, match="alice/img_0001"):
+        catalog.list_images("alice", status=None, offset=0, limit=10)
+    with pytest.raises(CorruptRecord):
+        catalog.get_image("alice", "img_0001")
+    assert catalog.get_operation(op(2).operation_id) == op(2)
+    assert list(catalog.unreadable_rows()) == [op(1).operation_id, "alice/img_0001"]
+
+
 def test_catalog_retries_then_gives_up(catalog: SupabaseCatalog, fake: FakeSupabase) -> None:
     fake.fail_next(2, 503)
     catalog.upsert_operation(op(1))
@@ -825,7 +848,9 @@ def test_catalog_errors_are_translated(
         catalog.get_operation(op(1).operation_id)
     fake.tables_installed = True
     monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", fake.make_jwt("authenticated", sub="user_1"))
-    as_user = SupabaseCatalog(SupabaseConnection(Settings.from_env(need_api=True), timeout=5))
+    as_user = SupabaseCatalog(
+        SupabaseConnection(Settings.from_env(need_api=True), timeout=5), store=catalog.store
+    )
     try:
         as_user.check_schema()  # reading is allowed (and filtered to the user's rows)
         with pytest.raises(AuthError):  # writing is not: no policy lets a user write
@@ -835,29 +860,6 @@ def test_catalog_errors_are_translated(
 
 
 # -- the migration -----------------------------------------------------------------------------
-
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-SUPABASE_STUBS = """
-create schema if not exists auth;
-create schema if not exists storage;
-create or replace function auth.jwt() returns jsonb language sql stable as $$
-    select coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb
-$$;
-create or replace function auth.uid() returns uuid language sql stable as $$
-    select nullif(auth.jwt() ->> 'sub', '')::uuid
-$$;
-create table if not exists storage.objects (
-    id uuid primary key default gen_random_uuid(),
-    bucket_id text,
-    name text,
-    owner uuid,
-    metadata jsonb,
-    created_at timestamptz default now()
-);
-alter table storage.objects enable row level security;
-"""
-"""What a Supabase database has that the migration refers to (and nothing else)."""
 
 
 def test_migration_sql_fills_in_the_bucket_and_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -876,42 +878,22 @@ def test_migration_sql_fills_in_the_bucket_and_prefix(monkeypatch: pytest.Monkey
         migration_sql("a/b")
 
 
-def _pg_available() -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
-
-
 @pytest.mark.postgres
 def test_migration_applies_on_postgresql_and_enforces_the_seed_policies() -> None:
     """Applied twice in a throwaway schema, inside a transaction that is rolled back."""
-    import uuid
-
     import psycopg
     from fakes._supabase_postgrest_routes import TABLES
     from genstore_adapters.supabase import migration_sql
-    from helpers import need_server
     from psycopg.types.json import Jsonb
+    from supabase_sql import scratch_schema, supabase_database
 
-    need_server(_pg_available(), "PostgreSQL on 127.0.0.1:5432")
-    schema = f"gs_supa_{uuid.uuid4().hex[:10]}"
-    conn = psycopg.connect(PG_DSN)
-    try:
-        for role in ("anon", "authenticated"):
-            if not conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
-                conn.execute(f"create role {role} nologin")
-        conn.execute(SUPABASE_STUBS)
-        conn.execute(f'create schema "{schema}"')
-        conn.execute(f'set local search_path = "{schema}"')
+    with supabase_database() as conn:
+        schema = scratch_schema(conn)
         sql = migration_sql("genstore-test", prefix="tenant")
         conn.execute(sql)
         conn.execute(sql)  # idempotent
 
-        # The fake serves exactly these tables and columns.
+        # The fake serves exactly these tables, columns, keys and defaults.
         for table in TABLES.values():
             columns = conn.execute(
                 "select column_name, data_type, is_nullable from information_schema.columns"
@@ -921,8 +903,21 @@ def test_migration_applies_on_postgresql_and_enforces_the_seed_policies() -> Non
             kinds = {"text": "text", "timestamp with time zone": "timestamptz", "jsonb": "jsonb"}
             assert {c: kinds[t] for c, t, _ in columns} == table.columns
             assert {c for c, _, nullable in columns if nullable == "NO"} == table.not_null
+            key = conn.execute(
+                "select pg_get_constraintdef(oid) from pg_constraint"
+                " where conrelid = %s::regclass and contype = 'p'",
+                [table.name],
+            ).fetchone()
+            assert key == (f"PRIMARY KEY ({', '.join(table.primary_key)})",)
+            defaults = conn.execute(
+                "select column_name, column_default from information_schema.columns"
+                " where table_schema = %s and table_name = %s and column_default is not null",
+                [schema, table.name],
+            ).fetchall()
+            assert {c: "''::text" for c in table.defaults} == dict(defaults)
 
-        # Every history and images query the catalog makes is answered from an index, in order.
+        # Every history and images query the catalog makes (always on one store) is answered
+        # from an index, in order.
         # (Planner costs are penalised, not the choice made: an ordered plan without Sort exists
         # only if an index gives that order.)
         for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
@@ -939,7 +934,8 @@ def test_migration_applies_on_postgresql_and_enforces_the_seed_policies() -> Non
             plan = "\n".join(
                 r[0]
                 for r in conn.execute(
-                    f"explain select record from genstore_operations where {where} {order}"
+                    "explain select record from genstore_operations"
+                    f" where store = 's' and {where} {order}"
                 )
             )
             assert "Index" in plan and "Sort" not in plan and "Filter" not in plan, (where, plan)
@@ -947,7 +943,7 @@ def test_migration_applies_on_postgresql_and_enforces_the_seed_policies() -> Non
             plan = "\n".join(
                 r[0]
                 for r in conn.execute(
-                    f"explain select record from genstore_images where {where}"
+                    f"explain select record from genstore_images where store = 's' and {where}"
                     " order by created_at desc, image_id desc limit 10 offset 20"
                 )
             )
@@ -1010,6 +1006,3 @@ def test_migration_applies_on_postgresql_and_enforces_the_seed_policies() -> Non
         conn.execute("set local role anon")
         with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
             conn.execute("select count(*) from genstore_operations")
-    finally:
-        conn.rollback()
-        conn.close()

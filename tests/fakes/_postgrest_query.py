@@ -43,7 +43,8 @@ class PgError(Exception):
 
 @dataclass(frozen=True)
 class Table:
-    """A table of the migration: column types, key, NOT NULL columns, checks, owner column."""
+    """A table of the migration: column types, key, NOT NULL columns, checks, owner column,
+    column defaults."""
 
     name: str
     columns: dict[str, str]
@@ -52,6 +53,11 @@ class Table:
     owner: str
     """The column the read policy compares with the JWT's ``sub``."""
     checks: tuple[tuple[str, Callable[[Row], bool | None]], ...] = field(default=())
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """What a column an insert leaves out holds (NULL when not listed)."""
+
+    def key(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[c] for c in self.primary_key)
 
     def column(self, name: str) -> str:
         if name not in self.columns:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -23,9 +24,11 @@ from ._postgrest_query import (
 )
 from .supabase_server import AuthFailure, Caller, FakeSupabase
 
-_NOT_NULL_OPS = frozenset({"operation_id", "operation_type", "status", "created_at", "record"})
+_NOT_NULL_OPS = frozenset(
+    {"store", "operation_id", "operation_type", "status", "created_at", "record"}
+)
 _NOT_NULL_IMAGES = frozenset(
-    {"user_id", "image_id", "status", "created_at", "updated_at", "record"}
+    {"store", "user_id", "image_id", "status", "created_at", "updated_at", "record"}
 )
 
 
@@ -48,6 +51,7 @@ TABLES: dict[str, Table] = {
     "genstore_operations": Table(
         "genstore_operations",
         {
+            "store": "text",
             "operation_id": "text",
             "operation_type": "text",
             "status": "text",
@@ -56,7 +60,7 @@ TABLES: dict[str, Table] = {
             "created_at": "timestamptz",
             "record": "jsonb",
         },
-        ("operation_id",),
+        ("store", "operation_id"),
         _NOT_NULL_OPS,
         "user_id",
         (
@@ -65,10 +69,12 @@ TABLES: dict[str, Table] = {
                 lambda r: _matches(r, ("operation_id", "operation_id")),
             ),
         ),
+        {"store": ""},
     ),
     "genstore_images": Table(
         "genstore_images",
         {
+            "store": "text",
             "user_id": "text",
             "image_id": "text",
             "status": "text",
@@ -76,7 +82,7 @@ TABLES: dict[str, Table] = {
             "updated_at": "timestamptz",
             "record": "jsonb",
         },
-        ("user_id", "image_id"),
+        ("store", "user_id", "image_id"),
         _NOT_NULL_IMAGES,
         "user_id",
         (
@@ -85,9 +91,24 @@ TABLES: dict[str, Table] = {
                 lambda r: _matches(r, ("image_id", "image_id"), ("user_id", "user_id")),
             ),
         ),
+        {"store": ""},
     ),
 }
-"""The tables and columns of migration.sql (tests check the two agree)."""
+"""The tables, columns and keys of migration.sql (tests check the two agree)."""
+
+
+def _first_version(table: Table) -> Table:
+    """The table as the first migration.sql made it: no ``store`` column."""
+    return replace(
+        table,
+        columns={c: kind for c, kind in table.columns.items() if c != "store"},
+        primary_key=table.primary_key[1:],
+        not_null=table.not_null - {"store"},
+        defaults={},
+    )
+
+
+FIRST_TABLES = {name: _first_version(table) for name, table in TABLES.items()}
 
 _RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns"})
 
@@ -100,6 +121,16 @@ def _prefer(request: Request) -> dict[str, str]:
             if name:
                 out[name] = value
     return out
+
+
+def duplicate(table: Table, key: tuple[Any, ...]) -> PgError:
+    """PostgreSQL's unique violation of the primary key."""
+    return PgError(
+        409,
+        "23505",
+        f'duplicate key value violates unique constraint "{table.name}_pkey"',
+        f"Key ({', '.join(table.primary_key)})=({', '.join(map(str, key))}) already exists.",
+    )
 
 
 def _json_row(table: Table, row: Row, columns: list[str]) -> dict[str, Any]:
@@ -128,7 +159,7 @@ def postgrest_routes(fake: FakeSupabase) -> list[Route]:
                 f"Could not find the table 'public.{name}' in the schema cache",
                 hint=None,
             )
-        return TABLES[name]
+        return (TABLES if fake.tables_version >= 2 else FIRST_TABLES)[name]
 
     def caller_of(request: Request) -> Caller:
         if not request.headers.get("authorization"):
@@ -295,20 +326,14 @@ def postgrest_routes(fake: FakeSupabase) -> list[Route]:
             store = fake.tables[table.name]
             staged = dict(store)
             for values in incoming:
-                row = {c: None for c in table.columns} | values
-                key = tuple(row[c] for c in table.primary_key)
+                row = {c: table.defaults.get(c) for c in table.columns} | values
+                key = table.key(row)
                 existing = staged.get(key)
                 if existing is not None:
                     if resolution == "ignore-duplicates":
                         continue
                     if resolution != "merge-duplicates":
-                        detail = ", ".join(table.primary_key)
-                        raise PgError(
-                            409,
-                            "23505",
-                            f'duplicate key value violates unique constraint "{table.name}_pkey"',
-                            f"Key ({detail})=({', '.join(map(str, key))}) already exists.",
-                        )
+                        raise duplicate(table, key)
                     row = existing | values
                 check_row(table, row)
                 staged[key] = row
@@ -327,13 +352,20 @@ def postgrest_routes(fake: FakeSupabase) -> list[Route]:
         with fake.lock:
             rows = visible_rows(request, table, caller) if caller.privileged else []
             store = fake.tables[table.name]
+            # One statement: all rows change or none (a key taken by another row refuses all).
+            staged = dict(store)
+            for row in rows:
+                del staged[table.key(row)]
             changed = []
             for row in rows:
                 new = row | values
                 check_row(table, new)
-                del store[tuple(row[c] for c in table.primary_key)]
-                store[tuple(new[c] for c in table.primary_key)] = new
+                if table.key(new) in staged:
+                    raise duplicate(table, table.key(new))
+                staged[table.key(new)] = new
                 changed.append(new)
+            store.clear()
+            store.update(staged)
         return answer(request, table, changed, 200)
 
     async def delete(request: Request) -> Response:
@@ -346,7 +378,7 @@ def postgrest_routes(fake: FakeSupabase) -> list[Route]:
             rows = visible_rows(request, table, caller) if caller.privileged else []
             store = fake.tables[table.name]
             for row in rows:
-                del store[tuple(row[c] for c in table.primary_key)]
+                del store[table.key(row)]
         return answer(request, table, rows, 200)
 
     def guarded(handler: Any) -> Any:

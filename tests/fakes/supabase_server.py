@@ -18,7 +18,8 @@ non-ASCII); a bad signed-URL token is ``InvalidJWT``, a token for another object
 ``InvalidSignature``, and signing in a missing bucket is ``NoSuchKey``.
 
 Under ``/rest/v1/`` it answers the PostgREST calls the supabase client makes for genstore's two
-tables (columns, keys and checks as in ``migration.sql``): select with ``eq neq lt lte gt gte is
+tables (columns, keys, defaults and checks as in ``migration.sql``; ``tables_version = 1`` serves
+its first version's, without ``store``): select with ``eq neq lt lte gt gte is
 in`` filters (and ``not.``), ``or=(...)``/``and=(...)`` trees with quoted values, multi-column
 ``order``, ``limit``/``offset`` and the ``Range`` header, ``Prefer: count=exact`` with
 ``Content-Range`` and the real 206/416 statuses, a ``db-max-rows`` cap, single-object ``Accept``,
@@ -164,9 +165,23 @@ class FakeSupabase:
                 "genstore_images": {},
             }
             self.tables_installed = True
+            self.tables_version = 2
+            """2: the tables of migration.sql; 1: its first version's (no ``store`` column)."""
             self.requests: list[tuple[str, str]] = []
             self._failures: list[tuple[int, str, bool, str]] = []
             self._delays: list[float] = []
+
+    def apply_migration(self) -> None:
+        """What applying migration.sql to the first version's tables does (checked on the real
+        PostgreSQL by test_supabase_stores.py): a ``store`` column, ``''`` in every row, leading
+        every key."""
+        with self.lock:
+            for name, rows in self.tables.items():
+                self.tables[name] = {
+                    ("", *key): {"store": ""} | row if "store" not in row else row
+                    for key, row in rows.items()
+                }
+            self.tables_version = 2
 
     # -- auth -------------------------------------------------------------------------------
 

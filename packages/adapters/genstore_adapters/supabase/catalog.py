@@ -1,8 +1,11 @@
 """The ``supabase`` catalog: records indexed in two PostgREST tables through the supabase client.
 
 Each row keeps the whole record as JSON in a ``record`` (jsonb) column, next to the indexed
-columns the queries filter and order on, so records round-trip exactly. The tables, indexes and
-row-level-security policies come from ``migration_sql()`` (printed by ``genstore supabase-sql``).
+columns the queries filter and order on, so records round-trip exactly. Rows carry the store they
+index (``store``, the store's URL, leading every key): stores sharing the tables never read or
+touch each other's rows. The tables, indexes and row-level-security policies come from
+``migration_sql()`` (printed by ``genstore supabase-sql``), which also upgrades tables made before
+rows carried their store; those rows (store ``''``) go to the first store opening the catalog.
 
 Catalog URL ``supabase[?option=value...]``: ``timeout`` (seconds per request, default 30),
 ``deadline`` (seconds one call may spend retrying, default the backend's or 15), ``max_rows``
@@ -13,6 +16,7 @@ Catalog URL ``supabase[?option=value...]``: ``timeout`` (seconds per request, de
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,11 +25,13 @@ from functools import partial
 from typing import Any
 
 from genstore import ImageRecord, ImageStatus, OperationRecord
+from genstore.exceptions import AlreadyExists
 from genstore.plugin import BlobStore, Catalog, CatalogStats, HistoryQuery, StoreURL
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod, ReturnMethod
 
 from .._retry import RetryPolicy
+from .._rows import Row, load_image, load_operation, parses
 from .blobs import SupabaseBlobStore
 from .config import MAX_ROWS, CatalogOptions, Settings, retry_policy
 from .connection import SupabaseConnection
@@ -49,42 +55,88 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _record_json(row: dict[str, Any]) -> Any:
-    return row["record"]
+def _record(row: dict[str, Any]) -> Row:
+    """The ``record`` column as ``_rows`` reads it: an object as parsed, any other JSON value
+    (a damaged row) as its text, which no record parses from."""
+    value = row["record"]
+    return value if isinstance(value, dict) else json.dumps(value)
 
 
 class SupabaseCatalog(Catalog):
-    """Catalog over the ``genstore_operations`` and ``genstore_images`` tables."""
+    """Catalog over the ``genstore_operations`` and ``genstore_images`` tables, for one store.
+
+    Every row written carries ``store`` and every read, count and delete filters on it.
+    """
 
     def __init__(
         self,
         connection: SupabaseConnection,
         *,
+        store: str,
         retry: RetryPolicy | None = None,
         max_rows: int = MAX_ROWS,
     ) -> None:
         self.connection = connection
+        self.store = store
+        """The store whose rows this catalog reads and writes (its URL); others' stay apart."""
         self.retry = retry or retry_policy()
         self.max_rows = max_rows
+        self._where = f"the Supabase catalog of {store}"
         self._closed = False
 
     def _run(self, build: Callable[[], Any], what: str) -> Any:
         """Build a fresh request for each attempt and execute it under the retry policy."""
         return call(self.retry, lambda: build().execute(), what=f"catalog: {what}")
 
-    def _ops(self) -> Any:
-        return self.connection.table(OPERATIONS_TABLE)
+    def _select(self, table: str, columns: str, **options: Any) -> Any:
+        """``select`` on this store's rows of ``table``."""
+        return self.connection.table(table).select(columns, **options).eq("store", self.store)
 
-    def _images(self) -> Any:
-        return self.connection.table(IMAGES_TABLE)
+    def _delete(self, table: str) -> Any:
+        """``delete`` of this store's rows of ``table`` (more filters follow)."""
+        request = self.connection.table(table).delete(returning=ReturnMethod.minimal)
+        return request.eq("store", self.store)
+
+    def _upsert(self, table: str, row: dict[str, Any], key: str) -> Any:
+        """Insert or replace the row of ``key`` (its columns after ``store``) in this store."""
+        return self.connection.table(table).upsert(
+            {"store": self.store, **row},
+            on_conflict=f"store,{key}",
+            returning=ReturnMethod.minimal,
+        )
 
     def check_schema(self) -> None:
-        """Fail now, with the fix in the message, if the migration was not applied."""
+        """Fail now, with the fix in the message, if the migration (this version) was not
+        applied: tables without ``store`` are the first version's."""
         for table, column in ((OPERATIONS_TABLE, "operation_id"), (IMAGES_TABLE, "image_id")):
             self._run(partial(self._probe, table, column), f"check table {table}")
 
     def _probe(self, table: str, column: str) -> Any:
-        return self.connection.table(table).select(column).limit(1)
+        return self._select(table, f"store,{column}").limit(1)
+
+    def adopt_unowned_rows(self) -> None:
+        """Give this store the rows written before rows carried their store (store ``''``).
+
+        The first store opening a catalog upgraded by the migration takes them, in one
+        ``UPDATE`` per table; later opens find none. Should this store hold a row with the same
+        key already, that table's old rows stay unowned (a warning says so): no store reads
+        them, and ``reindex`` indexes the records again from the store.
+        """
+        for table in (OPERATIONS_TABLE, IMAGES_TABLE):
+            try:
+                self._run(partial(self._adopt, table), f"adopt the unowned rows of {table}")
+            except AlreadyExists as exc:
+                logger.warning(
+                    "the rows of %s written before rows carried their store stay unowned: %s",
+                    table,
+                    exc,
+                )
+
+    def _adopt(self, table: str) -> Any:
+        request = self.connection.table(table).update(
+            {"store": self.store}, returning=ReturnMethod.minimal
+        )
+        return request.eq("store", "")
 
     # -- operations ------------------------------------------------------------------------
 
@@ -99,27 +151,26 @@ class SupabaseCatalog(Catalog):
             "record": record.model_dump(mode="json"),
         }
         self._run(
-            lambda: self._ops().upsert(
-                row, on_conflict="operation_id", returning=ReturnMethod.minimal
-            ),
+            partial(self._upsert, OPERATIONS_TABLE, row, "operation_id"),
             f"upsert operation {record.operation_id}",
         )
 
     def delete_operation(self, operation_id: str) -> None:
         self._run(
-            lambda: (
-                self._ops().delete(returning=ReturnMethod.minimal).eq("operation_id", operation_id)
-            ),
+            lambda: self._delete(OPERATIONS_TABLE).eq("operation_id", operation_id),
             f"delete operation {operation_id}",
         )
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
         response = self._run(
-            lambda: self._ops().select("record").eq("operation_id", operation_id).limit(1),
+            lambda: self._select(OPERATIONS_TABLE, "record").eq("operation_id", operation_id),
             f"get operation {operation_id}",
         )
         rows = response.data
-        return OperationRecord.model_validate(_record_json(rows[0])) if rows else None
+        return self._operation(operation_id, rows[0]) if rows else None
+
+    def _operation(self, operation_id: str, row: dict[str, Any]) -> OperationRecord:
+        return load_operation(_record(row), operation_id=operation_id, where=self._where)
 
     def query_operations(self, query: HistoryQuery) -> list[OperationRecord]:
         out: list[OperationRecord] = []
@@ -129,7 +180,7 @@ class SupabaseCatalog(Catalog):
             page = self._run(
                 partial(self._history_request, query, before, size), "query operations"
             ).data
-            out.extend(OperationRecord.model_validate(_record_json(row)) for row in page)
+            out.extend(self._operation(row["operation_id"], row) for row in page)
             if len(page) < size:
                 break
             last = out[-1]
@@ -139,7 +190,7 @@ class SupabaseCatalog(Catalog):
     def _history_request(
         self, query: HistoryQuery, before: tuple[datetime, str] | None, limit: int
     ) -> Any:
-        request = self._ops().select("record")
+        request = self._select(OPERATIONS_TABLE, "operation_id,record")
         for column, value in (
             ("user_id", query.user_id),
             ("operation_type", query.operation_type),
@@ -174,41 +225,33 @@ class SupabaseCatalog(Catalog):
             "record": record.model_dump(mode="json"),
         }
         self._run(
-            lambda: self._images().upsert(
-                row, on_conflict="user_id,image_id", returning=ReturnMethod.minimal
-            ),
+            partial(self._upsert, IMAGES_TABLE, row, "user_id,image_id"),
             f"upsert image {record.user_id}/{record.image_id}",
         )
 
     def delete_image(self, user_id: str, image_id: str) -> None:
         self._run(
-            lambda: (
-                self._images()
-                .delete(returning=ReturnMethod.minimal)
-                .eq("user_id", user_id)
-                .eq("image_id", image_id)
-            ),
+            lambda: self._delete(IMAGES_TABLE).eq("user_id", user_id).eq("image_id", image_id),
             f"delete image {user_id}/{image_id}",
         )
 
     def get_image(self, user_id: str, image_id: str) -> ImageRecord | None:
         rows = self._run(
             lambda: (
-                self._images()
-                .select("record")
-                .eq("user_id", user_id)
-                .eq("image_id", image_id)
-                .limit(1)
+                self._select(IMAGES_TABLE, "record").eq("user_id", user_id).eq("image_id", image_id)
             ),
             f"get image {user_id}/{image_id}",
         ).data
-        return ImageRecord.model_validate(_record_json(rows[0])) if rows else None
+        return self._image(user_id, image_id, rows[0]) if rows else None
+
+    def _image(self, user_id: str, image_id: str, row: dict[str, Any]) -> ImageRecord:
+        return load_image(_record(row), user_id=user_id, image_id=image_id, where=self._where)
 
     def list_images(
         self, user_id: str, *, status: ImageStatus | None, offset: int, limit: int
     ) -> tuple[list[ImageRecord], int]:
         def page_request(start: int, size: int) -> Any:
-            request = self._images().select("record", count=CountMethod.exact)
+            request = self._select(IMAGES_TABLE, "image_id,record", count=CountMethod.exact)
             request = request.eq("user_id", user_id)
             if status is not None:
                 request = request.eq("status", ImageStatus(status).value)
@@ -237,7 +280,7 @@ class SupabaseCatalog(Catalog):
             if response is None:
                 break
             total = response.count
-            items.extend(ImageRecord.model_validate(_record_json(row)) for row in response.data)
+            items.extend(self._image(user_id, row["image_id"], row) for row in response.data)
             start += len(response.data)
             if not response.data or (total is not None and start >= total):
                 break
@@ -247,7 +290,7 @@ class SupabaseCatalog(Catalog):
 
     def _count_images(self, user_id: str | None, status: ImageStatus | None) -> int:
         def request() -> Any:
-            query = self._images().select("image_id", count=CountMethod.exact, head=True)
+            query = self._select(IMAGES_TABLE, "image_id", count=CountMethod.exact, head=True)
             if user_id is not None:
                 query = query.eq("user_id", user_id)
             if status is not None:
@@ -264,12 +307,13 @@ class SupabaseCatalog(Catalog):
     # -- whole catalog ---------------------------------------------------------------------
 
     def _keyset(self, table: str, key: tuple[str, ...], columns: str) -> Iterator[dict[str, Any]]:
-        """Every row of ``table`` (``columns`` only), ascending by ``key``, a page at a time."""
+        """This store's rows of ``table`` (``columns`` only), ascending by ``key``, a page at a
+        time."""
         last: dict[str, Any] | None = None
         while True:
 
             def request(after: dict[str, Any] | None = last) -> Any:
-                query = self.connection.table(table).select(columns)
+                query = self._select(table, columns)
                 if after is not None:
                     if len(key) == 1:
                         query = query.gt(key[0], after[key[0]])
@@ -287,17 +331,20 @@ class SupabaseCatalog(Catalog):
                 return
             last = rows[-1]
 
-    def clear(self) -> None:
-        # Supabase rejects a DELETE without a WHERE clause (pg-safeupdate): filter on the key.
-        for table, column in ((OPERATIONS_TABLE, "operation_id"), (IMAGES_TABLE, "image_id")):
-            self._run(partial(self._delete_all, table, column), f"clear {table}")
+    def unreadable_rows(self) -> Iterator[str]:
+        """This store's rows that do not parse, read a page of ``max_rows`` at a time."""
+        for row in self._keyset(OPERATIONS_TABLE, ("operation_id",), "operation_id,record"):
+            if not parses(OperationRecord, _record(row)):
+                yield row["operation_id"]
+        for row in self._keyset(IMAGES_TABLE, ("user_id", "image_id"), "user_id,image_id,record"):
+            if not parses(ImageRecord, _record(row)):
+                yield f"{row['user_id']}/{row['image_id']}"
 
-    def _delete_all(self, table: str, column: str) -> Any:
-        return (
-            self.connection.table(table)
-            .delete(returning=ReturnMethod.minimal)
-            .not_.is_(column, "null")
-        )
+    def clear(self) -> None:
+        # Only this store's rows (the filter on store also satisfies Supabase's pg-safeupdate,
+        # which rejects a DELETE without a WHERE clause).
+        for table in (OPERATIONS_TABLE, IMAGES_TABLE):
+            self._run(partial(self._delete, table), f"clear {table}")
 
     def stats(self) -> CatalogStats:
         by_type: Counter[str] = Counter()
@@ -322,8 +369,9 @@ class SupabaseCatalog(Catalog):
 
 
 def open_supabase_catalog(url: StoreURL, blobs: BlobStore) -> SupabaseCatalog:
-    """Open the ``supabase`` catalog (the spec's factory), sharing the backend's connection when
-    the store is on Supabase too."""
+    """Open the ``supabase`` catalog of the store ``blobs`` (the spec's factory), sharing the
+    backend's connection when the store is on Supabase too; rows from before rows carried their
+    store go to it (``SupabaseCatalog.adopt_unowned_rows``)."""
     options = CatalogOptions.from_url(url)
     if isinstance(blobs, SupabaseBlobStore) and blobs.connection.settings.api_url is not None:
         connection = blobs.connection.acquire()
@@ -331,9 +379,10 @@ def open_supabase_catalog(url: StoreURL, blobs: BlobStore) -> SupabaseCatalog:
     else:
         connection = SupabaseConnection(Settings.from_env(need_api=True), timeout=options.timeout)
         retry = retry_policy(options.deadline or retry_policy().deadline)
-    catalog = SupabaseCatalog(connection, retry=retry, max_rows=options.max_rows)
+    catalog = SupabaseCatalog(connection, store=blobs.url, retry=retry, max_rows=options.max_rows)
     try:
         catalog.check_schema()
+        catalog.adopt_unowned_rows()
     except BaseException:
         catalog.close()
         raise
