@@ -106,7 +106,7 @@ def open_flaky_store(root: Path, switch: Switch) -> genstore.Store:
     return genstore.Store(blobs, SQLiteCatalog(root / "catalog.sqlite3"))
 
 
-def create_app(store: genstore.Store) -> ASGIApp:
+def create_app(store: genstore.Store, *, write_ahead: bool = True) -> ASGIApp:
     """One recorded JSON route; ``GET /_status``: the recorder's counters and spool; ``/_ping``."""
 
     async def generate(request: Request) -> JSONResponse:
@@ -135,14 +135,19 @@ def create_app(store: genstore.Store) -> ASGIApp:
         ]
     )
     return RecordingMiddleware(
-        app, store=store, routes={"/api/generate/text-to-image": "text_to_image"}
+        app,
+        store=store,
+        routes={"/api/generate/text-to-image": "text_to_image"},
+        write_ahead=write_ahead,
     )
 
 
 def app_from_env() -> ASGIApp:
-    """The app on ``$GENSTORE_TEST_ROOT`` with flags in ``$GENSTORE_TEST_FLAGS`` (uvicorn factory)."""
+    """The app on ``$GENSTORE_TEST_ROOT`` with flags in ``$GENSTORE_TEST_FLAGS`` (uvicorn factory);
+    ``$GENSTORE_TEST_WRITE_AHEAD=0`` turns the middleware's journal off."""
     root = Path(os.environ["GENSTORE_TEST_ROOT"])
-    return create_app(open_flaky_store(root, Switch(Path(os.environ["GENSTORE_TEST_FLAGS"]))))
+    store = open_flaky_store(root, Switch(Path(os.environ["GENSTORE_TEST_FLAGS"])))
+    return create_app(store, write_ahead=os.environ.get("GENSTORE_TEST_WRITE_AHEAD") != "0")
 
 
 class ThreadServer:
