@@ -69,6 +69,11 @@ def wal_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.wal"))
 
 
+def holds_entries(path: Path) -> bool:
+    """Whether a journal file holds entries (an empty one is all zeros)."""
+    return any(path.read_bytes())
+
+
 # -- entries ------------------------------------------------------------------------------------
 
 body_values = st.builds(
@@ -172,7 +177,7 @@ def test_the_journal_is_private_and_empties_once_every_entry_is_settled(
     (path,) = wal_files(tmp_path / "journal")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "journal").stat().st_mode) == 0o700
-    assert path.stat().st_size > 0
+    assert holds_entries(path)
     for item in exchanges[:2]:
         assert item.settle is not None
         item.settle()
@@ -181,9 +186,9 @@ def test_the_journal_is_private_and_empties_once_every_entry_is_settled(
     assert journal.tidy() == 0.0  # one entry still waits: kept, and looked at again later
     assert exchanges[2].settle is not None
     exchanges[2].settle()
-    assert path.stat().st_size > 0  # small: emptied by the idle worker's tidy, not at once
+    assert holds_entries(path)  # small: emptied by the idle worker's tidy, not at once
     assert journal.tidy() is None
-    assert path.stat().st_size == 0
+    assert not holds_entries(path)
     assert journal.tidy() is None  # nothing to look at until the next entry
     journal.close()
 
@@ -198,7 +203,7 @@ def test_a_settled_file_past_truncate_at_is_emptied_at_once(
     (path,) = wal_files(tmp_path)
     assert item.settle is not None
     item.settle()
-    assert path.stat().st_size == 0
+    assert not holds_entries(path)
     journal.close()
 
 
@@ -245,33 +250,54 @@ def test_a_torn_last_frame_keeps_the_entries_before_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     journal = Journal(tmp_path)
+    sizes = []
     for n in range(3):
         journal.append(exchange(n))
+        sizes.append(journal._current.size)
     crash(journal)
     (path,) = wal_files(tmp_path)
-    with path.open("r+b") as f:
-        f.truncate(path.stat().st_size - 5)
+    with path.open("r+b") as f:  # the last copy cut short: its payload's tail never written
+        f.seek(sizes[2] - 5)
+        f.write(bytes(5))
     with caplog.at_level(logging.ERROR):
         (recovered,) = recover(tmp_path, plain)
     assert len(recovered.exchanges) == 2
-    assert "torn at the end" in caplog.text
+    assert f"torn at byte {sizes[1]}" in caplog.text
 
 
-def test_a_failing_disk_loses_no_record_and_says_so_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_entries_past_the_end_marker_are_never_read(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
+    old = [exchange(n) for n in range(3)]
+    for item in old:
+        journal.append(item)
+    for item in old:
+        assert item.settle is not None
+        item.settle()
+    journal.tidy(at_once=True)  # emptied: the end marker is back at the start
+    newer = exchange(9)
+    journal.append(newer)  # shorter than the three before it, whose bytes lie past it
+    crash(journal)
+    (recovered,) = recover(tmp_path, plain)
+    assert [e.seed for e in recovered.exchanges] == [newer.seed]
 
-    def full(fd: int, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "write", full)
-    items = [exchange(n) for n in range(3)]
-    with caplog.at_level(logging.ERROR):
-        for item in items:
-            journal.append(item)
-    assert all(item.settle is None and item.seed is None for item in items)
-    assert caplog.text.count("write-ahead journal") == 1
+def test_an_entry_that_does_not_fit_starts_a_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_journal, "FILE_SIZE", 8192)
+    journal = Journal(tmp_path)
+    small, big = exchange(1), exchange(2, query_string=b"q" * 7800)
+    journal.append(small)
+    journal.append(big)  # no room after small, which is not settled: a second file
+    assert len(wal_files(tmp_path)) == 2
+    huge = exchange(3, query_string=b"q" * 9000)
+    journal.append(huge)  # larger than a file: not journaled, said once
+    assert huge.seed is None
+    crash(journal)
+    recovered = list(recover(tmp_path, plain))
+    assert sorted(e.seed or b"" for r in recovered for e in r.exchanges) == sorted(
+        [small.seed or b"", big.seed or b""]
+    )
 
 
 # -- through the middleware ---------------------------------------------------------------------
@@ -327,7 +353,27 @@ def test_the_exchange_is_on_disk_before_the_last_chunk_goes_out(
     (record,) = store.iter_operations()
     assert record.prompt == "on disk"
     # Every record saved: flush emptied the journal at once (the raw copy is gone).
-    assert [p.stat().st_size for p in wal_files(journal_folder(store))] == [0]
+    (file,) = wal_files(journal_folder(store))
+    assert not holds_entries(file)
+
+
+def test_a_full_disk_refuses_the_journal_up_front_and_loses_no_record(
+    store: genstore.Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match="No space"):
+        Journal(journal_folder(store))
+    assert wal_files(journal_folder(store)) == []  # nothing half-made left behind
+    app = middleware(store)
+    with caplog.at_level(logging.ERROR):
+        for n in range(3):
+            asyncio.run(post(app, "/api/generate", f"full-{n}"))
+    assert app.flush(30)
+    assert sorted(str(r.prompt) for r in store.iter_operations()) == ["full-0", "full-1", "full-2"]
+    assert caplog.text.count("no write-ahead journal") == 1
 
 
 def test_no_write_ahead_writes_no_journal(store: genstore.Store) -> None:
