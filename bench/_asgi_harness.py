@@ -494,7 +494,12 @@ def first_event_times(count: int) -> dict[str, list[float]]:
 
 def uvicorn_rps(count: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     """(requests/s, server event-loop CPU µs per request) per configuration and round."""
-    with server("bare") as bare, server("wrapped") as wrapped, server("bare") as control:
+    with (
+        server("bare") as bare,
+        server("wrapped") as wrapped,
+        server("bare") as control,
+        server("wrapped-nowal") as nowal,
+    ):
         configs = {
             "bare unmatched": (bare, UNMATCHED),
             "wrapped unmatched": (wrapped, UNMATCHED),
@@ -502,6 +507,7 @@ def uvicorn_rps(count: int, rounds: int) -> dict[str, list[tuple[float, float]]]
             "control unmatched": (control, UNMATCHED),
             "bare recorded": (bare, RECORDED),
             "wrapped recorded": (wrapped, RECORDED),
+            "wrapped recorded, no write-ahead": (nowal, RECORDED),
         }
         targets = ",".join(f"{url.rsplit(':', 1)[1]}{path}" for url, path in configs.values())
         answer = client("rps", targets, str(count), str(CONNECTIONS), str(rounds))

@@ -213,6 +213,22 @@ def bench_overhead(inprocess_requests: int, uvicorn_requests: int, rounds: int) 
             "ok": None,
         },
         {
+            "metric": "write-ahead journal: request-path CPU of its write, uvicorn",
+            "value": round(
+                served_cpu("wrapped recorded") - served_cpu("wrapped recorded, no write-ahead"), 1
+            ),
+            "unit": "µs/request",
+            "baseline": round(served_cpu("bare recorded"), 1),
+            "baseline_label": "bare CPU µs/request",
+            "goal": None,
+            "ok": None,
+        },
+        cpu_row(
+            "request-path CPU added without write-ahead, uvicorn (the same run)",
+            served_cpu("wrapped recorded, no write-ahead") - served_cpu("bare recorded"),
+            served_cpu("bare recorded"),
+        ),
+        {
             "metric": "background CPU per recorded request (parse + build record, enqueue)",
             "value": round(background, 1),
             "unit": "µs/request",
