@@ -4,7 +4,7 @@ A lone surrogate in the prompt, a ``Host: [::1`` header, JSON with ``NaN``, ``In
 or 300-deep nesting: each is answered 200 by the app and recorded with what could be read plus a
 note, on its own; the healthy records around them are saved straight away, none diverted to the
 spool (once, 121 of 196 were, and the odd ones stayed in the spool for ever or were silently not
-recorded).
+recorded). On local files with SQLite, and on S3 (moto) with PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import genstore
@@ -38,8 +37,8 @@ async def generate(request: Request) -> JSONResponse:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[genstore.Store]:
-    with genstore.open_store(tmp_path / "store") as opened:
+def store(backend_url: str) -> Iterator[genstore.Store]:
+    with genstore.open_store(backend_url) as opened:
         yield opened
 
 

@@ -2,7 +2,8 @@
 
 - A URL that expires (HTTP 410) while the storage is down: its result was fetched when the record
   was taken, into the spool, so the record replayed after the outage has the result's bytes (once
-  the spool kept only the URL, and the replay met the 410).
+  the spool kept only the URL, and the replay met the 410). On local files with SQLite, and on
+  S3 (moto) with PostgreSQL.
 - A provider answering 1 byte every 2 s: 50 other users' records are saved while its download
   runs (downloads run in a bounded pool, each ending at its own total deadline), and it is saved
   too once the deadline ends it (once one worker with a per-read timeout held them all back).
@@ -139,11 +140,11 @@ def only(store: genstore.Store, prompt: str) -> OperationRecord:
 
 
 def test_a_result_url_that_expires_during_an_outage_is_kept(
-    tmp_path: Path, provider: Provider
+    backend_url: str, provider: Provider
 ) -> None:
     image = png_bytes(24, 24, "teal")
     url = provider.add("out.png", image)
-    opened = genstore.open_store(tmp_path / "store")
+    opened = genstore.open_store(backend_url)
     blobs = SwitchableBlobs(opened.blobs)
     store = genstore.Store(blobs, opened.catalog, opened.options)
     store._recorder = genstore.Recorder(store, base_backoff=0.01, max_backoff=0.05, fsync=False)
