@@ -1,9 +1,11 @@
-"""Fixtures of the middleware tests: a real store on a temporary directory, and a spy store."""
+"""Fixtures of the middleware tests: a real store on a temporary directory (or a store URL per
+backend pair), and a spy store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import genstore
 import pytest
@@ -22,3 +24,15 @@ def store(tmp_path: Path) -> Iterator[genstore.Store]:
 def spy() -> SpyStore:
     """A store double that only collects what the middleware submits (see asgi.support)."""
     return SpyStore()
+
+
+@pytest.fixture(
+    params=["local", pytest.param("s3+postgres", marks=[pytest.mark.s3, pytest.mark.postgres])]
+)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store's URL, once per backend pair: local files and SQLite, S3 (moto) and
+    PostgreSQL."""
+    if request.param == "local":
+        return str(tmp_path / "store")
+    catalog = quote(request.getfixturevalue("postgres_url"), safe="")
+    return f"{request.getfixturevalue('s3_url')}&catalog={catalog}"

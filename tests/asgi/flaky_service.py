@@ -173,3 +173,12 @@ class ThreadServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+def store_app_from_env() -> ASGIApp:
+    """The app on a plain local store at ``$GENSTORE_TEST_ROOT`` (no switch: the disk itself
+    fails), its recorder spooling where it does by default; retries at most 1 s apart so a
+    test does not wait out the default 60 s backoff (uvicorn factory)."""
+    store = genstore.open_store(os.environ["GENSTORE_TEST_ROOT"])
+    store._recorder = genstore.Recorder(store, max_backoff=1.0, poll_interval=0.5)
+    return create_app(store)

@@ -747,6 +747,23 @@ def test_read_only_commands_on_an_empty_prefix_are_exit_3(
     assert s3_client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("postgres@127.0.0.1:5432/gst_no_such_db", 'database "gst_no_such_db" does not exist'),
+        ("gst_no_such_role@127.0.0.1:5432/test", 'role "gst_no_such_role" does not exist'),
+    ],
+    ids=["database missing", "role missing"],
+)
+def test_a_postgres_catalog_no_retry_can_fix_is_one_line_and_exit_3(
+    run: Run, seeded: Seeded, postgres_url: str, where: str, said: str
+) -> None:
+    result = run("history", "--catalog", f"postgresql://{where}")
+    assert result.exit_code == EXIT_STORE
+    assert said in one_error_line(result)
+
+
 # --- corrupt catalogs ------------------------------------------------------------------------
 
 

@@ -100,19 +100,41 @@ def test_out_of_range_or_forged_cursors_are_refused(http: httpx.Client, cursor: 
     assert r.status_code == 400 and r.json()["error"] == "cursor is not one this store handed out"
 
 
-@pytest.mark.parametrize("table", ["images", "operations"])
+ROW_READERS = [
+    ("images", "GET", "/api/images", None),
+    ("images", "GET", "/api/images/{id}", None),
+    ("images", "GET", "/api/images/{id}/file", None),
+    ("images", "DELETE", "/api/images/{id}", None),
+    ("operations", "GET", "/api/history", None),
+]
+
+
+@pytest.mark.parametrize(("table", "method", "path", "body"), ROW_READERS)
 def test_a_corrupt_catalog_row_is_503_not_a_crash(
-    http: httpx.Client, root: Path, table: str
+    http: httpx.Client, root: Path, table: str, method: str, path: str, body: str | None
 ) -> None:
     created = http.post("/api/images", content=body_with_metadata("{}"), headers=auth())
     assert created.status_code == 201
+    image_id = created.json()["data"]["image_id"]
     with sqlite3.connect(root / "catalog.sqlite3") as db:
         db.execute(f"UPDATE {table} SET record = ?", ('{"schema_version": 2, "oops": true}',))
-    path = "/api/images" if table == "images" else "/api/history"
-    r = http.get(path, headers=auth())
+    r = http.request(method, path.format(id=image_id), content=body, headers=auth())
     assert r.status_code == 503
     assert r.json() == {
         "success": False,
         "error": "stored data is unreadable: an operator must run genstore verify",
     }
     assert str(root) not in r.text
+
+
+def test_a_status_change_rewrites_a_corrupt_image_row_from_its_record(
+    http: httpx.Client, root: Path
+) -> None:
+    created = http.post("/api/images", content=body_with_metadata("{}"), headers=auth())
+    image_id = created.json()["data"]["image_id"]
+    with sqlite3.connect(root / "catalog.sqlite3") as db:
+        db.execute("UPDATE images SET record = ?", ('{"schema_version": 2, "oops": true}',))
+    path = f"/api/images/{image_id}"
+    changed = http.patch(f"{path}/status", content='{"status": "printed"}', headers=auth())
+    assert changed.status_code == 200 and changed.json()["data"]["status"] == "printed"
+    assert http.get(path, headers=auth()).json()["data"]["status"] == "printed"

@@ -2,7 +2,8 @@
 the service.
 
 - ``redact(value)``: a JSON-like value with every secret replaced by ``REDACTED``, at any depth
-  (``max_depth``; deeper containers are replaced whole). Secrets are found
+  (``max_depth``; deeper containers are replaced whole; by default one level deeper than a record
+  keeps, so what the depth cuts is cut, and noted, by the recorder). Secrets are found
   - under secret-like names (``_secret_names.is_secret_name``: api_key, X-Api-Key, accessToken,
     password, pin, otp, sig, hmac, ...);
   - in name/value pairs: ``[["Authorization", "Bearer ..."]]``, ``{"name": "api_key", "value": ...}``;
@@ -34,6 +35,7 @@ from typing import Any, TypeAlias
 from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 
 from ._secret_names import is_secret_name, name_words, normalize_name
+from ._storable import MAX_DEPTH
 
 __all__ = [
     "REDACTED",
@@ -109,7 +111,7 @@ class Redactor:
     __slots__ = ("_extra", "_keep", "_predicate", "max_depth")
 
     def __init__(
-        self, extra: SecretNames = (), *, keep: Iterable[str] = (), max_depth: int = 64
+        self, extra: SecretNames = (), *, keep: Iterable[str] = (), max_depth: int = MAX_DEPTH + 1
     ) -> None:
         self._predicate: Callable[[str], bool] | None = None
         self._extra: frozenset[str] = frozenset()

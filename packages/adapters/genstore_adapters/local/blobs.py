@@ -3,11 +3,14 @@
 Writes go to ``<root>/.tmp/`` then ``os.replace`` into place (same filesystem, so atomic);
 exclusive creates use ``os.link``, which fails rather than replace. ``?fsync=true`` also flushes
 each blob and its folder to disk before it becomes visible (off by default, like most stores).
+A folder that cannot be written when the store opens (permissions, a full or read-only disk) does
+not stop it opening: writes fail ``BackendUnavailable`` until it can (the recorder spools them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 import uuid
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from fsspec.implementations.local import LocalFileSystem
-from genstore.exceptions import AlreadyExists
+from genstore.exceptions import AlreadyExists, BackendUnavailable
 from genstore.plugin import StoreURL
 
 from .._options import UrlOptions
@@ -24,6 +27,8 @@ from ..fsspec.blobs import FsspecBlobStore
 from ..fsspec.errors import translate_os_errors
 
 __all__ = ["LocalBlobStore", "open_local"]
+
+logger = logging.getLogger(__name__)
 
 _TMP = ".tmp"
 
@@ -35,8 +40,11 @@ class LocalBlobStore(FsspecBlobStore):
 
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
         root = root.expanduser().resolve()
-        with translate_os_errors(str(root)):
-            (root / _TMP).mkdir(parents=True, exist_ok=True)
+        try:
+            with translate_os_errors(str(root)):
+                (root / _TMP).mkdir(parents=True, exist_ok=True)
+        except BackendUnavailable as exc:  # the first write that can makes it
+            logger.warning("genstore: the store folder %s cannot be written now: %s", root, exc)
         super().__init__(LocalFileSystem(), root.as_posix(), url=str(root))
         self.path = root
         self.fsync = fsync
@@ -59,7 +67,7 @@ class LocalBlobStore(FsspecBlobStore):
         replaced = False
         with translate_os_errors(key):
             try:
-                with open(tmp, "wb") as f:
+                with _create(tmp) as f:
                     for chunk in chunks:
                         f.write(chunk)
                         size += len(chunk)
@@ -114,6 +122,22 @@ class LocalBlobStore(FsspecBlobStore):
                     _unlink_quietly(entry.path)
                     removed += 1
         return removed
+
+
+def _create(tmp: str) -> IO[bytes]:
+    """Open the new temporary file ``tmp``, making its folder if the store opened without it
+    (never the store's own folder: one that went away is unavailable, not made again)."""
+    try:
+        return open(tmp, "wb")
+    except FileNotFoundError:
+        folder = os.path.dirname(tmp)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        except FileNotFoundError as exc:
+            raise BackendUnavailable(f"the store folder {os.path.dirname(folder)} is gone") from exc
+        return open(tmp, "wb")
 
 
 def _unlink_quietly(path: str) -> None:

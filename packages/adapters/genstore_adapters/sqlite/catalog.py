@@ -1,7 +1,9 @@
 """The embedded SQLite catalog: one file, WAL, safe for several processes writing at once.
 
 A file that is not a database is moved aside and recreated empty when the catalog opens (see
-``recovery``); a row that does not parse is ``CorruptRecord`` naming the record."""
+``recovery``); a row that does not parse is ``CorruptRecord`` naming the record. A file that cannot
+be written when the catalog opens (permissions, a full or read-only disk) does not stop it opening:
+the tables are made by the first call that can, and calls fail ``BackendUnavailable`` until then."""
 
 from __future__ import annotations
 
@@ -62,12 +64,23 @@ class SQLiteCatalog(Catalog):
             ) from exc
         self.where = f"the SQLite catalog {path}"
         self._reindex_reason: str | None = None
-        self._open_schema()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+        try:
+            self._open_schema()
+        except BackendUnavailable as exc:  # the first call that can makes the tables
+            logger.warning("%s cannot be opened now: %s", self.where, exc)
 
     def _open_schema(self) -> None:
-        """Create or migrate the tables; a file that is not a database is moved aside first."""
+        """Create or migrate the tables once; a file that is not a database is moved aside first."""
+        with self._schema_lock:
+            if not self._schema_ready:
+                self._make_schema()
+                self._schema_ready = True
+
+    def _make_schema(self) -> None:
         try:
-            self._run(lambda c: ensure_schema(c, self.store))
+            self._attempt(lambda c: ensure_schema(c, self.store))
         except BackendUnavailable as exc:
             if not is_broken_file(exc.__cause__ or exc):
                 raise
@@ -78,15 +91,17 @@ class SQLiteCatalog(Catalog):
                 raise BackendUnavailable(
                     f"{self.where} is not a database and cannot be moved aside: {moving}"
                 ) from moving
-            self._run(lambda c: ensure_schema(c, self.store))
+            self._attempt(lambda c: ensure_schema(c, self.store))
             if moved_to is not None:
-                self._run(lambda c: record_recreation(c, moved_to))
-        self._reindex_reason = self._run(lambda c: reindex_reason(c, self.store))
+                self._attempt(lambda c: record_recreation(c, moved_to))
+        self._reindex_reason = self._attempt(lambda c: reindex_reason(c, self.store))
         if self._reindex_reason is not None:
             logger.warning("%s: %s", self.where, self._reindex_reason)
 
     def needs_reindex(self) -> str | None:
         """Why this store's rows must be rebuilt (the file was recreated), or None."""
+        if not self._schema_ready:
+            self._open_schema()
         if self._reindex_reason is not None:  # asked again: another process may have refilled it
             self._reindex_reason = self._run(lambda c: reindex_reason(c, self.store))
         return self._reindex_reason
@@ -112,6 +127,11 @@ class SQLiteCatalog(Catalog):
         return conn
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._schema_ready:
+            self._open_schema()
+        return self._attempt(fn)
+
+    def _attempt(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return retrying(lambda: fn(self._conn()), path=self.path, deadline=self.timeout)
 
     def upsert_operation(self, record: OperationRecord) -> None:
