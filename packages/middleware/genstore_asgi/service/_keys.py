@@ -61,8 +61,8 @@ def pem_key(text: str) -> str:
     text = text.strip().replace("\\n", "\n")
     head, tail = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
     body = text.removeprefix(head).removesuffix(tail)
-    if "\n" in body.strip():
-        return text if text.startswith(head) else f"{head}\n{body.strip()}\n{tail}\n"
+    if "\n" in body.strip():  # already wrapped: kept as it is, ending as a re-wrap ends
+        return f"{head}\n{body.strip()}\n{tail}\n"
     b64 = "".join(body.split())
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     return "\n".join([head, *lines, tail]) + "\n"
