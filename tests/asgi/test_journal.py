@@ -387,7 +387,7 @@ def test_no_write_ahead_writes_no_journal(store: genstore.Store) -> None:
 @pytest.fixture
 def unsettled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Entries are never settled: a crash right after each record was saved."""
-    monkeypatch.setattr(Journal, "settled", lambda self, file: None)
+    monkeypatch.setattr(Journal, "settled", lambda self, *settled: None)
 
 
 def test_a_crash_after_saving_replays_each_entry_without_a_second_record(

@@ -89,9 +89,15 @@ def test_backend_outage_for_the_middle_half_of_1000_requests_loses_nothing(
 
 
 class Service:
-    """The flaky service in a uvicorn subprocess on 127.0.0.1."""
+    """The flaky service (or the app ``factory`` names) in a uvicorn subprocess on 127.0.0.1."""
 
-    def __init__(self, root: Path, flags: Path, **extra_env: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        flags: Path,
+        factory: str = "asgi.flaky_service:app_from_env",
+        **extra_env: str,
+    ) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -105,7 +111,7 @@ class Service:
             "-m",
             "uvicorn",
             "--factory",
-            "asgi.flaky_service:app_from_env",
+            factory,
             "--host",
             "127.0.0.1",
             "--port",
@@ -306,3 +312,85 @@ def test_records_still_queued_at_a_normal_exit_are_saved(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert prompts_in(root) == Counter({"exit-0": 1, "exit-1": 1, "exit-2": 1}), done.stderr
+
+
+EXPECTED_STATUS = {"fail": 500, "job": 202}
+
+
+async def _burst_of_kinds(port: int, prompts: list[str]) -> list[str]:
+    """POST each prompt to the ``hostile_service`` route its prefix names; those answered whole.
+
+    One connection per request: uvicorn closes a connection whose app raised (``/fail``), and a
+    request already sent on it would fail for that.
+    """
+    limits = httpx.Limits(max_connections=20)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        limits=limits,
+        timeout=60,
+        headers={"connection": "close"},
+    ) as client:
+
+        async def one(prompt: str) -> str | None:
+            kind = prompt.split("-")[0]
+            body = {"prompt": prompt, "pad": "x" * 5000} if kind == "big" else {"prompt": prompt}
+            response = await client.post(f"/{kind}", json=body)
+            return prompt if response.status_code == EXPECTED_STATUS.get(kind, 200) else None
+
+        answered = await asyncio.gather(*(one(p) for p in prompts))
+    return [p for p in answered if p is not None]
+
+
+def _what_is_wrong(store: genstore.Store, record: genstore.OperationRecord) -> str | None:
+    """What in ``record`` differs from what an unkilled ``hostile_service`` records."""
+    from asgi.hostile_service import png_for
+
+    prompt = str(record.prompt)
+    kind = prompt.split("-")[0]
+    results = [store.read_artifact(ref) for ref in record.results]
+    if kind == "fail":
+        return None if record.error == f"RuntimeError: boom {prompt}" else f"error {record.error}"
+    if kind in ("png", "sse"):
+        return None if results == [png_for(prompt)] else f"results {[len(r) for r in results]}"
+    if kind == "job":
+        return None if record.job_id == f"job-{prompt}" else f"job id {record.job_id}"
+    if kind == "big":
+        pad = (record.parameters or {}).get("pad") if isinstance(record.parameters, dict) else None
+        return None if pad == "x" * 5000 else "parameters lost"
+    return None
+
+
+@pytest.mark.slow
+def test_sigkill_after_a_burst_of_every_kind_of_answer_replays_each_record_whole(
+    tmp_path: Path, services: list[Service]
+) -> None:
+    root, flags = tmp_path / "store", tmp_path / "flags"
+    switch = Switch(flags)
+    kinds = ("gen", "big", "png", "fail", "sse", "job")
+    total = 10 * len(kinds)
+    switch.set("SLOW", "0.05")  # most records are still in the process at the kill
+    first = Service(root, flags, "asgi.hostile_service:app_from_env")
+    services.append(first)
+    acknowledged = asyncio.run(
+        _burst_of_kinds(first.port, [f"{k}-{i}" for i in range(10) for k in kinds])
+    )
+    assert len(acknowledged) == total
+    status = first.status()
+    durable = status["recorded"] + status["spooled"]
+    assert durable < total // 2, f"{durable} records already saved: the kill would test nothing"
+    first.kill()
+
+    switch.clear("SLOW")
+    second = Service(root, flags, "asgi.hostile_service:app_from_env")
+    services.append(second)
+    wanted = set(acknowledged)
+    wait_until(
+        "a record for each request", lambda: sum(prompts_in(root).values()) >= total, timeout=120
+    )
+    second.stop()
+
+    with genstore.open_store(root) as store:
+        records = list(store.iter_operations())
+        assert Counter(r.prompt for r in records) == Counter(wanted)  # none lost, none twice
+        wrong = {r.prompt: _what_is_wrong(store, r) for r in records}
+    assert {p: w for p, w in wrong.items() if w} == {}

@@ -139,6 +139,12 @@ class Handoff:
         if journal is not None:
             journal.append(exchange)
 
+    def amend(self, exchange: Exchange) -> None:
+        """Journal ``exchange`` again, changed since ``write_ahead`` (its error); never raises."""
+        journal = self._journal
+        if journal is not None:
+            journal.amend(exchange)
+
     def _open_journal(self) -> None:
         with self._journal_lock:
             if self._journal_tried:

@@ -349,14 +349,18 @@ class RecordingResponder:
         if self.skipped:  # a status not recorded (401, 429, ...): drop what was captured
             self.request_tee.discard()
             return
-        exchange = self.exchange or self._write_ahead()
+        handoff = self.middleware.handoff
+        exchange = self.exchange
         if exchange is None:
-            return
-        if error is not None:
+            exchange = self._write_ahead(error)
+            if exchange is None:
+                return
+        elif error is not None:  # a 5xx answer, journaled before the app raised
             exchange.error = error
-        self.middleware.handoff.submit(exchange)
+            handoff.amend(exchange)
+        handoff.submit(exchange)
 
-    def _write_ahead(self) -> Exchange | None:
+    def _write_ahead(self, error: str | None = None) -> Exchange | None:
         """The exchange as it stands, written to the journal; None if it could not be built."""
         scope = self.scope
         try:
@@ -377,6 +381,7 @@ class RecordingResponder:
                 response_type=self.response_type,
                 response_body=self.response_tee.finish() if self.response_tee else None,
                 response_stream=self.stream_tee.finish() if self.stream_tee else None,
+                error=error,
                 duration_ms=(perf_counter() - self.started) * 1000.0,
                 user_id=self._user_id(scope),
             )
