@@ -177,7 +177,7 @@ def test_an_entry_that_decodes_badly_loses_only_itself(
         damaged[10] = value  # the query string: an int where bytes belong
         written = tuple(damaged)
         with journal._lock:  # written as the journal writes an entry, CRC and all
-            journal._write(lambda: written)  # noqa: B023 - called at once
+            journal._write(written)
         journal.append(exchange(1))
         crash(journal)
     (tmp_path / "garbage.wal").write_bytes(b"\xff" * 100)

@@ -45,7 +45,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,7 @@ class Journal:
         with self._lock:
             self._seq += 1
             seed = f"{self.token}:{self._seq}".encode()
-            version = self._write(lambda: entry(exchange, seed, held))
+            version = self._write(entry(exchange, seed, held))
         if version is None:
             unlink_all(held.values())
             return
@@ -182,15 +182,15 @@ class Journal:
         with self._lock:
             if settle.done:  # already settled: its record has the change
                 return
-            version = self._write(lambda: entry(exchange, seed, settle.held))
+            version = self._write(entry(exchange, seed, settle.held))
             if version is not None:
                 settle.versions.append(version)
 
-    def _write(self, value: Callable[[], tuple[Any, ...]]) -> tuple[_File, int] | None:
-        """Append a frame of ``value()`` (under ``_lock``): its file and offset; None if it
-        could not be written (said once)."""
+    def _write(self, value: tuple[Any, ...]) -> tuple[_File, int] | None:
+        """Append a frame of ``value`` (under ``_lock``): its file and offset; None if it could
+        not be written (said once)."""
         try:
-            payload = self._packer.pack(value())
+            payload = self._packer.pack(value)
             file = self._room(HEADER.size + len(payload))
         except (OSError, ValueError, TypeError) as exc:  # TypeError: a value msgpack lacks
             self._warn(exc)
