@@ -57,12 +57,11 @@ class Switch:
 class FlakyBlobStore(BlobStore):
     """Local files that fail or slow down on command (see ``Switch``)."""
 
-    def __init__(self, inner: LocalBlobStore, switch: Switch) -> None:
+    def __init__(self, inner: BlobStore, switch: Switch) -> None:
         self.inner = inner
         self.switch = switch
         self.url = inner.url
         self.default_catalog = inner.default_catalog
-        self.path = inner.path  # where the recorder puts its spool: <root>/.spool
 
     def local_root(self) -> Path | None:
         return self.inner.local_root()
@@ -100,8 +99,12 @@ class FlakyBlobStore(BlobStore):
         self.inner.close()
 
 
-def open_flaky_store(root: Path, switch: Switch) -> genstore.Store:
-    """A store on ``root`` (local files + SQLite) whose blobs go through ``switch``."""
+def open_flaky_store(root: Path | str, switch: Switch) -> genstore.Store:
+    """A store on ``root`` (local files + SQLite; or a store URL: ``s3://...``) whose blobs go
+    through ``switch``."""
+    if isinstance(root, str):
+        opened = genstore.open_store(root)
+        return genstore.Store(FlakyBlobStore(opened.blobs, switch), opened.catalog)
     blobs = FlakyBlobStore(LocalBlobStore(root), switch)
     return genstore.Store(blobs, SQLiteCatalog(root / "catalog.sqlite3"))
 
@@ -143,9 +146,11 @@ def create_app(store: genstore.Store, *, write_ahead: bool = True) -> ASGIApp:
 
 
 def app_from_env() -> ASGIApp:
-    """The app on ``$GENSTORE_TEST_ROOT`` with flags in ``$GENSTORE_TEST_FLAGS`` (uvicorn factory);
+    """The app on ``$GENSTORE_TEST_URL`` or ``$GENSTORE_TEST_ROOT`` with flags in
+    ``$GENSTORE_TEST_FLAGS`` (uvicorn factory);
     ``$GENSTORE_TEST_WRITE_AHEAD=0`` turns the middleware's journal off."""
-    root = Path(os.environ["GENSTORE_TEST_ROOT"])
+    url = os.environ.get("GENSTORE_TEST_URL")  # a store URL (S3 + PostgreSQL), else local files
+    root = url if url else Path(os.environ["GENSTORE_TEST_ROOT"])
     store = open_flaky_store(root, Switch(Path(os.environ["GENSTORE_TEST_FLAGS"])))
     return create_app(store, write_ahead=os.environ.get("GENSTORE_TEST_WRITE_AHEAD") != "0")
 

@@ -22,7 +22,6 @@ import genstore
 import httpx
 import pytest
 from genstore._recording.recorder import default_spool_dir
-from genstore_adapters.local.blobs import LocalBlobStore
 from helpers import free_port
 
 from asgi.flaky_service import Switch, ThreadServer, create_app, open_flaky_store
@@ -43,7 +42,7 @@ def wait_until(what: str, condition: Any, timeout: float, interval: float = 0.1)
         time.sleep(interval)
 
 
-def prompts_in(root: Path) -> Counter[str | None]:
+def prompts_in(root: Path | str) -> Counter[str | None]:
     with genstore.open_store(root) as store:
         return Counter(record.prompt for record in store.iter_operations())
 
@@ -223,17 +222,19 @@ async def _burst(port: int, prompts: list[str]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("write_ahead", [True, False], ids=["journal", "control: no journal"])
 def test_sigkill_during_a_burst_loses_no_acknowledged_request(
-    tmp_path: Path, services: list[Service], write_ahead: bool
+    tmp_path: Path, services: list[Service], write_ahead: bool, backend_url: str
 ) -> None:
-    root, flags = tmp_path / "store", tmp_path / "flags"
+    flags = tmp_path / "flags"
     switch = Switch(flags)
     total = 250
     # Every blob call takes 50 ms: the burst is answered long before its records are saved, so
     # at the kill most of them exist only in the process (the hand-off and the recorder's queue)
     # and in its write-ahead journal.
     switch.set("SLOW", "0.05")
-    env = {} if write_ahead else {"GENSTORE_TEST_WRITE_AHEAD": "0"}
-    first = Service(root, flags, **env)
+    env = {"GENSTORE_TEST_URL": backend_url} if "://" in backend_url else {}
+    if not write_ahead:
+        env["GENSTORE_TEST_WRITE_AHEAD"] = "0"
+    first = Service(tmp_path / "store", flags, **env)
     services.append(first)
     acknowledged = asyncio.run(_burst(first.port, [f"burst-{i}" for i in range(total)]))
     assert len(acknowledged) == total
@@ -241,28 +242,31 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_request(
     durable = status["recorded"] + status["spooled"]
     assert durable < total // 2, f"{durable} records already saved: the kill would test nothing"
     print(f"{durable} of {total} acknowledged records saved or spooled at the kill")
-    journal = default_spool_dir(LocalBlobStore(root)) / "journal"
+    with genstore.open_store(backend_url) as opened:  # its recorder is never made here
+        journal = default_spool_dir(opened.blobs) / "journal"
     written = list(journal.glob("*.wal"))
     first.kill()
 
     switch.clear("SLOW")
-    second = Service(root, flags, **env)
+    second = Service(tmp_path / "store", flags, **env)
     services.append(second)
     wanted = set(acknowledged)
     if not write_ahead:  # the control: what the kill costs without the journal
         assert written == []
         wait_until("the restart to settle", lambda: second.status()["pending"] == 0, 60)
         second.stop()
-        kept = set(prompts_in(root))
+        kept = set(prompts_in(backend_url))
         print(f"without the journal: {len(wanted - kept)} of {total} acknowledged records lost")
         assert len(kept) < len(wanted)  # records were lost: the kill hit what the journal keeps
         return
     (file,) = written  # one file for the one process, holding the rest
-    wait_until("every acknowledged record", lambda: wanted <= set(prompts_in(root)), timeout=120)
+    wait_until(
+        "every acknowledged record", lambda: wanted <= set(prompts_in(backend_url)), timeout=120
+    )
     wait_until("the journal recovered", lambda: not file.exists(), timeout=60)
     second.stop()
 
-    prompts = prompts_in(root)
+    prompts = prompts_in(backend_url)
     assert set(prompts) == wanted  # none lost
     assert max(prompts.values()) == 1, [p for p, n in prompts.items() if n > 1]  # none duplicated
 
