@@ -1,7 +1,7 @@
 """From the request path to the store's background recorder, through one worker thread.
 
-The request path writes a finished ``Exchange`` ahead to this process's journal (``_journal``: one
-``write``, a few microseconds) and appends it to a deque (well under a microsecond). The
+The request path writes a finished ``Exchange`` ahead to this process's journal (``_journal``: a
+copy into a mapped file, a few microseconds) and appends it to a deque (well under a microsecond). The
 worker is woken only when it is idle; under load, after each batch it lets ``BATCH_WINDOW`` pass,
 so it takes the GIL once per window rather than once per request.
 Parsing bodies and building the record happen on the worker, which then calls
