@@ -71,9 +71,10 @@ class RecordingMiddleware:
     ``record_methods``: the HTTP methods recorded on matching routes (``JobComplete`` routes
     name their own: GET and POST).
     ``write_ahead``: before a response's last chunk goes out, its exchange is appended to this
-    process's journal beside the recorder's spool (a copy into a mapped file, no fsync; see ``_journal``), so a
-    process killed at any instant loses no answered request: the next process to start replays
-    what the journal holds. False keeps records in memory until saved (lost on SIGKILL).
+    process's journal beside the recorder's spool (a copy into a mapped file, no fsync; see
+    ``_journal``), so a process killed at any instant loses no answered request: the next process
+    to start replays what the journal holds. False keeps records in memory until saved (lost on
+    SIGKILL).
 
     Everything else — non-HTTP scopes, other methods, unmatched paths — is passed straight to the
     app with the original ``receive`` and ``send``; only a lifespan's ``receive`` is watched: on
