@@ -316,6 +316,8 @@ def test_records_still_queued_at_a_normal_exit_are_saved(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert prompts_in(root) == Counter({"exit-0": 1, "exit-1": 1, "exit-2": 1}), done.stderr
+    with genstore.open_store(root) as opened:  # every entry settled: the journal file went too
+        assert list((default_spool_dir(opened.blobs) / "journal").glob("*.wal")) == []
 
 
 EXPECTED_STATUS = {"fail": 500, "job": 202}

@@ -316,6 +316,12 @@ class Handoff:
             journal.tidy(at_once=True)  # every record is saved or spooled: the raw copy goes
         return flushed
 
+    def close_journal(self) -> None:
+        """At exit: the journal's settled files go, the others stay for the next process."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close_at_exit()
+
     def _after_fork(self) -> None:
         """In a forked child: the parent's journal (and its lock) stay the parent's; the child
         opens its own on first use, and starts its own worker."""
@@ -386,6 +392,7 @@ def _drain_at_exit() -> None:
         # to run (the recorder module can be imported by the worker while the process exits).
         if not handoff.drain(max(0.0, deadline - time.monotonic())):
             logger.warning("genstore: records still queued at exit may be lost")
+        handoff.close_journal()
 
 
 _exit_hook = _ExitHook()

@@ -308,6 +308,16 @@ class Journal:
             for file in (*self._sealed, self._current):
                 _release(file)
 
+    def close_at_exit(self) -> None:
+        """At a normal exit: delete the files whose entries are all settled (each holds 8 MiB
+        of disk), release the others for the next process to recover."""
+        with self._lock, self._settle_lock:
+            for file in (*self._sealed, self._current):
+                if file.idle():
+                    _remove(file)
+                else:
+                    _release(file)
+
     def forget(self) -> None:
         """In a forked child: release the inherited mappings and descriptors (the files and their
         locks stay the parent's; closing a copy releases nothing while the parent holds its own)."""
@@ -337,9 +347,10 @@ class _Settle:
 
 
 def _release(file: _File) -> None:
-    if file.map is not None:
+    view, file.map = file.map, None  # a late settle then flags nothing (the next process replays)
+    if view is not None:
         with contextlib.suppress(BufferError, ValueError):
-            file.map.close()
+            view.close()
     with contextlib.suppress(OSError):
         os.close(file.fd)
 
