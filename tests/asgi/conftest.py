@@ -10,6 +10,7 @@ from urllib.parse import quote
 import genstore
 import pytest
 
+from asgi.service_process import ServiceProcess
 from asgi.support import SpyStore
 
 
@@ -36,3 +37,14 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "store")
     catalog = quote(request.getfixturevalue("postgres_url"), safe="")
     return f"{request.getfixturevalue('s3_url')}&catalog={catalog}"
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    """Append each service a test starts: those still running at its end are killed."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        if service.process.poll() is None:
+            service.kill()
+        service.client.close()

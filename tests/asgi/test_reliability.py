@@ -8,13 +8,10 @@ kill test). Every loop is bounded in count and time.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +19,10 @@ import genstore
 import httpx
 import pytest
 from genstore._recording.recorder import default_spool_dir
-from helpers import free_port
 
 from asgi.flaky_service import Switch, ThreadServer, create_app, open_flaky_store
+from asgi.service_process import ServiceProcess
 
-HERE = Path(__file__).parent
 ROUTE = "/api/generate/text-to-image"
 
 
@@ -87,8 +83,9 @@ def test_backend_outage_for_the_middle_half_of_1000_requests_loses_nothing(
     assert set(prompts) == {f"req-{i}" for i in range(total)}
 
 
-class Service:
-    """The flaky service (or the app ``factory`` names) in a uvicorn subprocess on 127.0.0.1."""
+class Service(ServiceProcess):
+    """The flaky service (or the app ``factory`` names) on the store at ``root``, or at the
+    ``GENSTORE_TEST_URL`` of ``extra_env``, with its switch's flags in ``flags``."""
 
     def __init__(
         self,
@@ -97,66 +94,11 @@ class Service:
         factory: str = "asgi.flaky_service:app_from_env",
         **extra_env: str,
     ) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            **extra_env,
-            "GENSTORE_TEST_ROOT": str(root),
-            "GENSTORE_TEST_FLAGS": str(flags),
-            "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            factory,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        ]
-        self.process = subprocess.Popen(command, env=env, cwd=HERE.parent)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-        wait_until("the service to answer", self._answers, timeout=60, interval=0.2)
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"the service exited with {self.process.returncode}")
-        try:
-            status: int = self.client.get("/_ping").status_code
-        except httpx.TransportError:
-            return False
-        return status == 200
-
-    def status(self) -> dict[str, int]:
-        data: dict[str, int] = self.client.get("/_status").json()
-        return data
+        env = {**extra_env, "GENSTORE_TEST_ROOT": str(root), "GENSTORE_TEST_FLAGS": str(flags)}
+        super().__init__(factory, env)
 
     def generate(self, prompt: str) -> None:
         assert self.client.post(ROUTE, json={"prompt": prompt}).status_code == 200
-
-    def kill(self) -> None:
-        self.client.close()
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(60)
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        if service.process.poll() is None:
-            service.kill()
 
 
 @pytest.mark.slow

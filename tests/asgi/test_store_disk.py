@@ -18,19 +18,16 @@ import ctypes
 import errno
 import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import genstore
-import httpx
 import pytest
-from helpers import free_port
 
-from asgi.support import wait_for
+from asgi.service_process import ServiceProcess
+from asgi.support import small_tmpfs, wait_for
 
-HERE = Path(__file__).parent
 ROUTE = "/api/generate/text-to-image"
 TOTAL = 500
 WAIT = 120.0
@@ -49,40 +46,18 @@ def _without_file_privileges() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-class Service:
+class Service(ServiceProcess):
     """``flaky_service.store_app_from_env`` on ``root`` in an unprivileged uvicorn subprocess."""
 
     def __init__(self, root: Path) -> None:
-        port = free_port()
-        env = {
-            **os.environ,  # XDG_STATE_HOME (tests/conftest.py): where the spool goes by default
-            "GENSTORE_TEST_ROOT": str(root),
-            "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-        }
-        command = [sys.executable, "-m", "uvicorn", "--factory",
-                   "asgi.flaky_service:store_app_from_env", "--host", "127.0.0.1",
-                   "--port", str(port), "--log-level", "warning"]  # fmt: skip
         try:
-            self.process = subprocess.Popen(
-                command, env=env, cwd=HERE.parent, preexec_fn=_without_file_privileges
+            super().__init__(
+                "asgi.flaky_service:store_app_from_env",
+                {"GENSTORE_TEST_ROOT": str(root)},
+                preexec_fn=_without_file_privileges,
             )
         except subprocess.SubprocessError as exc:  # prctl refused (no CAP_SETPCAP)
             pytest.skip(f"cannot start the app without the privilege to ignore chmod: {exc}")
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        if not wait_for(self._answers, timeout=60):
-            pytest.fail("the service did not answer within 60 s")
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"the service exited with {self.process.returncode}")
-        try:
-            return self.client.get("/_ping").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def status(self) -> dict[str, int]:
-        data: dict[str, int] = self.client.get("/_status").json()
-        return data
 
     def generate(self, first: int, last: int) -> Counter[int]:
         """POST prompts ``req-<first>`` .. ``req-<last - 1>``; their statuses."""
@@ -104,23 +79,6 @@ class Service:
         if not wait_for(holds, timeout=WAIT):
             pytest.fail(f"timed out after {WAIT:g} s waiting for {what}: {status}")
         return status
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()  # lifespan shutdown: the recorder drains
-            self.process.wait(60)
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        if service.process.poll() is None:
-            service.process.kill()
-            service.process.wait(30)
-        service.client.close()
 
 
 def prompts_in(root: Path) -> Counter[str | None]:
@@ -168,20 +126,8 @@ def test_a_store_folder_the_app_cannot_write_loses_none_of_500_requests(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs mounted on ``tmp_path/disk``; skipped where ``mount`` is refused."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'refused'}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "16m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=False)
 
 
 def fill(disk: Path) -> Path:
