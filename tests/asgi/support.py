@@ -11,14 +11,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from genstore._recording.items import Recordable
 from genstore._save_request import JobCompletion
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -266,3 +269,22 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``16m``) mounted on ``folder`` (made); the test is skipped with the
+    reason where ``mount`` is refused (it needs root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'refused'}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)

@@ -31,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
-from asgi.support import http_scope, request_messages
+from asgi.support import http_scope, request_messages, small_tmpfs
 
 ROUTE = "/api/generate/text-to-image"
 SPEC = RouteSpec("text_to_image", frozenset({"POST"}), pattern=ROUTE)
@@ -374,6 +374,16 @@ def test_a_full_disk_refuses_the_journal_up_front_and_loses_no_record(
     assert app.flush(30)
     assert sorted(str(r.prompt) for r in store.iter_operations()) == ["full-0", "full-1", "full-2"]
     assert caplog.text.count("no write-ahead journal") == 1
+
+
+def test_a_disk_too_small_for_a_journal_file_refuses_it_when_it_is_made(tmp_path: Path) -> None:
+    """A real full disk (a 4 MiB tmpfs under an 8 MiB file): the refusal comes when the file is
+    made, never later as a SIGBUS in the middle of a request, and nothing is left behind."""
+    with small_tmpfs(tmp_path / "disk", "4m") as disk:
+        with pytest.raises(OSError, match="No space left") as refused:
+            Journal(disk / "journal")
+        assert refused.value.errno == errno.ENOSPC
+        assert list((disk / "journal").iterdir()) == []
 
 
 def test_no_write_ahead_writes_no_journal(store: genstore.Store) -> None:
