@@ -39,6 +39,7 @@ adding a second one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import os
@@ -59,6 +60,7 @@ from ._journal_format import (
     HEADER,
     SETTLED,
     SUFFIX,
+    Once,
     Respec,
     decode,
     entry,
@@ -325,25 +327,17 @@ class Journal:
             _release(file)
 
 
-class _Settle:
-    """A journaled exchange's settle callback: ``Journal.settled`` the first time it is called."""
+class _Settle(Once):
+    """A journaled exchange's settle callback: ``Journal.settled`` of all its versions, once."""
 
-    __slots__ = ("done", "held", "journal", "versions")
-    _lock = threading.Lock()
+    __slots__ = ("held", "versions")
 
     def __init__(self, journal: Journal, version: tuple[_File, int], held: Mapping[str, str]):
-        self.journal = journal
         self.versions = [version]
         """Where each version of the entry was written (its file, its offset)."""
         self.held = held
         """The second names of the exchange's spooled bodies (by their tee file)."""
-        self.done = False
-
-    def __call__(self) -> None:
-        with self._lock:
-            done, self.done = self.done, True
-        if not done:
-            self.journal.settled(self.versions, self.held)
+        super().__init__(functools.partial(journal.settled, self.versions, held))
 
 
 def _release(file: _File) -> None:

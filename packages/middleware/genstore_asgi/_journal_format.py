@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "HELD",
     "SETTLED",
     "SUFFIX",
+    "Once",
     "Respec",
     "decode",
     "entry",
@@ -100,6 +102,28 @@ def hold(exchange: Exchange) -> dict[str, str]:
                 continue  # the entry names the tee's file, which lives until the record is built
             held[body.path] = name
     return held
+
+
+class Once:
+    """A settle callback: runs ``action`` the first time it is called, never again (whichever
+    threads call it)."""
+
+    __slots__ = ("_action",)
+    _lock = threading.Lock()
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action: Callable[[], None] | None = action
+
+    @property
+    def done(self) -> bool:
+        """Whether it was called."""
+        return self._action is None
+
+    def __call__(self) -> None:
+        with self._lock:
+            action, self._action = self._action, None
+        if action is not None:
+            action()
 
 
 def unlink_all(paths: Iterable[str]) -> None:

@@ -23,6 +23,7 @@ from ._journal_format import (
     HELD,
     SETTLED,
     SUFFIX,
+    Once,
     Respec,
     decode,
     frames,
@@ -106,27 +107,11 @@ def recover(folder: Path, respec: Respec) -> Iterator[Recovered]:
         recovered._outstanding = len(unsettled)
         for exchange, offsets in unsettled:
             settled = functools.partial(recovered.settled, offsets, _rename_held(exchange))
-            exchange.settle = _Once(settled)
+            exchange.settle = Once(settled)
         if not unsettled:
             _remove(recovered.path, recovered.fd)
             continue
         yield recovered
-
-
-class _Once:
-    """Runs ``action`` the first time it is called, never again."""
-
-    __slots__ = ("_action",)
-    _lock = threading.Lock()
-
-    def __init__(self, action: functools.partial[None]) -> None:
-        self._action: functools.partial[None] | None = action
-
-    def __call__(self) -> None:
-        with self._lock:
-            action, self._action = self._action, None
-        if action is not None:
-            action()
 
 
 def _claim(path: Path) -> Recovered | None:
